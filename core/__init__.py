@@ -1,0 +1,1 @@
+"""The domain: pure Python and SQLAlchemy. Never imports Flask, Dramatiq or the scheduler."""

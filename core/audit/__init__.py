@@ -1,0 +1,1 @@
+"""Audit entries: who did what, from where, to what, and when."""

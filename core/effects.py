@@ -1,0 +1,29 @@
+"""Every side effect of every domain event, in one table.
+
+The workers turn each entry into an actor on its queue; the publisher asks `handlers_for` which
+of them an event needs. Audit entries are not listed: every event gets one, through the batched
+audit writer.
+"""
+
+from __future__ import annotations
+
+from core.config import Settings
+from core.events.handlers import Handler
+from core.mail.test_email import send_test_email
+from core.webhooks import deliver_webhook
+
+HANDLERS: tuple[Handler, ...] = (
+    send_test_email,
+    deliver_webhook,
+)
+
+_BY_NAME = {h.name: h for h in HANDLERS}
+assert len(_BY_NAME) == len(HANDLERS), "handler names must be unique"
+
+
+def handlers_for(event_type: str, settings: Settings) -> list[Handler]:
+    return [h for h in HANDLERS if h.wants(event_type, settings)]
+
+
+def handler_named(name: str) -> Handler:
+    return _BY_NAME[name]

@@ -1,0 +1,86 @@
+"""Logging for every process: the request id on every line, JSON in production.
+
+The request id lives in a context variable: the web tier sets it per request, the worker
+middleware per message (carried over from the request that enqueued it), so one id follows an
+action from the browser through every side effect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# Attributes every LogRecord has; anything else was passed with extra= and is data to keep.
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(incoming: str | None) -> str:
+    """Reuse a caller's id (e.g. from a proxy) only if it is short and plain; else mint one."""
+    if incoming and _SAFE_REQUEST_ID.match(incoming):
+        return incoming
+    return new_request_id()
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines for development; control characters escaped so input cannot forge lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
+        line = super().formatMessage(record)
+        return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; free text is a JSON string, so it can never break the line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_platform_handler", False):
+            root.removeHandler(existing)
+    handler._platform_handler = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that are chatty at INFO.
+    for name in ("pika", "apscheduler.executors.default", "werkzeug", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(logging.WARNING)

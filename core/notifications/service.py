@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.db import insert_ignoring_conflicts
+from core.notifications.bus import NotificationBus
+from core.notifications.models import Notification
+from core.uow import UnitOfWork
+
+
+def notify(
+    uow: UnitOfWork,
+    bus: NotificationBus,
+    *,
+    account_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    kind: str,
+    title: str,
+    body: str = "",
+    link: str | None = None,
+    source_event_id: uuid.UUID | None = None,
+) -> None:
+    """Store a notification; once committed, wake the account's open streams."""
+    insert_ignoring_conflicts(
+        uow.session,
+        Notification.__table__,  # type: ignore[arg-type]
+        [{"id": uuid.uuid4(), "account_id": account_id, "tenant_id": tenant_id, "kind": kind,
+          "title": title, "body": body, "link": link, "source_event_id": source_event_id,
+          "created_at": clock.now()}],
+    )
+    uow.after_commit(lambda: bus.publish(str(account_id)))
+
+
+def since(
+    session: Session, account_id: uuid.UUID, after: datetime | None, *, limit: int = 20
+) -> Sequence[Notification]:
+    query = sa.select(Notification).where(Notification.account_id == account_id)
+    if after is not None:
+        query = query.where(Notification.created_at > after)
+    return session.execute(
+        query.order_by(Notification.created_at.desc()).limit(limit)
+    ).scalars().all()[::-1]
+
+
+def mark_read(session: Session, account_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> None:
+    session.execute(
+        sa.update(Notification)
+        .where(Notification.account_id == account_id, Notification.id.in_(ids),
+               Notification.read_at.is_(None))
+        .values(read_at=clock.now())
+    )

@@ -1,0 +1,38 @@
+"""The external services a process talks to, built once from Settings.
+
+Each has a real implementation and an embedded one (SMTP vs .eml files, Redis vs memory), chosen
+by URL; the code that uses them never knows which it got.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.cache import Cache, build_cache
+from core.config import Settings
+from core.db import Database
+from core.mail import Mailer, build_mailer
+from core.notifications.bus import NotificationBus, build_bus
+from core.webhooks import WebhookSender
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    cache: Cache
+    mailer: Mailer
+    notifications: NotificationBus
+    webhooks: WebhookSender
+
+    @classmethod
+    def build(cls, settings: Settings, *, db: Database | None = None) -> Services:
+        return cls(
+            settings=settings,
+            db=db or Database(settings.database_url),
+            cache=build_cache(settings.redis_url),
+            mailer=build_mailer(settings.smtp_url, settings.instance_path),
+            notifications=build_bus(settings.redis_url),
+            webhooks=WebhookSender(secret=settings.webhook_secret,
+                                   allow_private=settings.webhook_allow_private),
+        )

@@ -1,0 +1,46 @@
+"""gunicorn settings for the `web` process (read automatically from the working directory)."""
+
+import os
+import sys
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"  # noqa: S104
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads let a long-lived notification stream hold a thread rather than a whole process.
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("WEB_THREADS", "8"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Our own request log line carries the request id; gunicorn's access log would repeat it.
+accesslog = None
+errorlog = "-"
+
+
+def on_starting(server):
+    """Refuse to start, with one line, when settings are wrong or the database is unreachable."""
+    from core.config import ConfigError, Settings
+    from core.db import DatabaseUnavailable, check_connection, create_db_engine
+
+    try:
+        settings = Settings.from_env()
+        engine = create_db_engine(settings.database_url)
+        try:
+            check_connection(engine)
+        finally:
+            engine.dispose()
+    except (ConfigError, DatabaseUnavailable) as error:
+        print(f"web: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def post_worker_init(worker):
+    """Embedded mode under gunicorn: each web worker drains its own in-process broker."""
+    from core.config import Settings
+
+    settings = Settings.from_env()
+    if settings.embedded:
+        from workers.embedded import start_embedded_worker
+
+        start_embedded_worker(settings.embedded_worker_threads)
+        worker.log.warning("embedded mode under gunicorn: scheduled jobs do not run here; "
+                           "use `make run`, or set REDIS_URL and run the scheduler process")

@@ -1,0 +1,58 @@
+"""`python -m scheduler`: one BlockingScheduler per process; only the leader's jobs fire."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from core.config import Settings
+from core.entry import exit_on_startup_error
+from core.logs import configure_logging
+from scheduler.leader import RedisLeaderLock
+from scheduler.runner import add_jobs, scheduler_options
+
+log = logging.getLogger("scheduler")
+
+
+def main() -> None:
+    with exit_on_startup_error("scheduler"):
+        settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.embedded or settings.redis_url is None:
+        print("scheduler: REDIS_URL is not set. In embedded mode the scheduler runs inside the "
+              "web process (make run); a separate scheduler needs Redis for its leader lock.",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+    import redis
+
+    from workers.broker import build_broker, install_broker
+    from workers.runtime import configure
+
+    configure(settings)
+    install_broker(build_broker(settings))
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    leader = RedisLeaderLock(client, settings.scheduler_lock_ttl_seconds)
+    scheduler = BlockingScheduler(**scheduler_options())
+    add_jobs(scheduler, leader)
+
+    def shut_down(signum: int, _frame: object) -> None:
+        log.info("scheduler stopping (signal %d)", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, shut_down)
+    signal.signal(signal.SIGINT, shut_down)
+    leader.start()
+    log.info("scheduler %s started with %d jobs; waiting for the lead", leader.identity,
+             len(scheduler.get_jobs()))
+    try:
+        scheduler.start()
+    finally:
+        leader.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Embedded mode: the same job table on a BackgroundScheduler inside the one process."""
+
+from __future__ import annotations
+
+import atexit
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from scheduler.leader import AlwaysLeader
+from scheduler.runner import add_jobs, scheduler_options
+
+
+def start_embedded_scheduler() -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(**scheduler_options())
+    add_jobs(scheduler, AlwaysLeader())
+    scheduler.start()
+    atexit.register(lambda: scheduler.shutdown(wait=False))
+    return scheduler

@@ -1,0 +1,33 @@
+"""Every periodic job, in one table. Ids are stable, so a restart replaces rather than duplicates.
+
+A job only enqueues an actor; the work itself runs on the workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    id: str
+    actor: str
+    trigger: Any
+    description: str
+
+    @property
+    def period_seconds(self) -> float:
+        interval = getattr(self.trigger, "interval", None)
+        return interval.total_seconds() if interval is not None else 3600.0
+
+
+JOBS: tuple[ScheduledJob, ...] = (
+    ScheduledJob("relay-outbox", "relay_outbox", IntervalTrigger(seconds=2),
+                 "publish events whose fast-path publish was missed"),
+    ScheduledJob("audit-sweep", "write_audit", IntervalTrigger(seconds=30),
+                 "write audit entries for events whose nudge was lost"),
+)

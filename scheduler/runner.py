@@ -1,0 +1,54 @@
+"""Builds an APScheduler with every job of `JOBS`, each firing only while we hold the lead."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC
+from typing import Any, Protocol
+
+import dramatiq
+from apscheduler.schedulers.base import BaseScheduler
+
+from scheduler.jobs import JOBS, ScheduledJob
+
+log = logging.getLogger(__name__)
+
+
+class Leadership(Protocol):
+    identity: str
+
+    @property
+    def is_leader(self) -> bool: ...
+
+
+def fire(job_id: str, actor_name: str, leader: Leadership) -> None:
+    if not leader.is_leader:
+        return
+    try:
+        actor = dramatiq.get_broker().get_actor(actor_name)
+        actor.send_with_options(scheduled_by=leader.identity, scheduled_job=job_id)
+    except Exception as error:
+        # The next tick tries again; the outbox keeps the events meanwhile.
+        log.warning("scheduled job %s could not enqueue %s: %s", job_id, actor_name,
+                    type(error).__name__)
+
+
+def add_jobs(scheduler: BaseScheduler, leader: Leadership,
+             jobs: tuple[ScheduledJob, ...] = JOBS) -> None:
+    for job in jobs:
+        scheduler.add_job(
+            fire,
+            trigger=job.trigger,
+            args=(job.id, job.actor, leader),
+            id=job.id,
+            name=job.description,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            # The default (1 s) silently drops runs on a busy machine.
+            misfire_grace_time=max(1, int(job.period_seconds / 2)),
+        )
+
+
+def scheduler_options() -> dict[str, Any]:
+    return {"timezone": UTC, "job_defaults": {"coalesce": True, "max_instances": 1}}

@@ -1,0 +1,217 @@
+"""Shared fixtures: real backends when TEST_DATABASE_URL / TEST_REDIS_URL are set, else embedded.
+
+* The schema is built once per run with `alembic upgrade head`; each test then starts from empty
+  tables (rows deleted after the test), so tests that commit, and worker processes that read
+  those commits, behave exactly as in production.
+* Redis (when set) uses the database number in TEST_REDIS_URL, flushed around each test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.config import Settings, normalise_database_url  # noqa: E402
+from core.db import Database, describe_url  # noqa: E402
+from core.models import Base  # noqa: E402
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or None
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or None
+TEST_RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL") or None
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _check_backends() -> list[str]:
+    problems = []
+    if TEST_DATABASE_URL:
+        try:
+            engine = sa.create_engine(normalise_database_url(TEST_DATABASE_URL),
+                                      connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            engine.dispose()
+        except Exception as error:
+            problems.append(f"TEST_DATABASE_URL is set but unreachable: {error}".splitlines()[0])
+    if TEST_REDIS_URL:
+        import redis
+
+        try:
+            redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2).ping()
+        except Exception as error:
+            problems.append(f"TEST_REDIS_URL is set but unreachable: {error}")
+    return problems
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problems = _check_backends()
+    if problems:
+        pytest.exit("\n".join(problems), returncode=3)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if TEST_DATABASE_URL or TEST_REDIS_URL:
+        db = describe_url(normalise_database_url(TEST_DATABASE_URL)) if TEST_DATABASE_URL else "SQLite"
+        return [f"backends: database {db}; redis {TEST_REDIS_URL or 'in-process'}; "
+                f"rabbitmq {TEST_RABBITMQ_URL or 'not set'}"]
+    return ["backends: embedded (SQLite, in-process broker and cache); set TEST_DATABASE_URL and "
+            "TEST_REDIS_URL to run against PostgreSQL and Redis"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- database ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def database_url(instance_dir: Path) -> str:
+    if TEST_DATABASE_URL:
+        return normalise_database_url(TEST_DATABASE_URL)
+    return f"sqlite:///{instance_dir / 'test.db'}"
+
+
+def reset_schema(url: str) -> None:
+    """Drop everything, then build the schema the way production does: alembic upgrade head."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def database(database_url: str) -> Iterator[Database]:
+    reset_schema(database_url)
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+def delete_all_rows(db: Database) -> None:
+    with db.engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    """The test database, emptied after the test."""
+    yield database
+    delete_all_rows(database)
+
+
+# -- redis -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    if not TEST_REDIS_URL:
+        if IN_CI:
+            pytest.fail("CI must set TEST_REDIS_URL")
+        pytest.skip("needs TEST_REDIS_URL (CI always sets it)")
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.flushdb()
+    yield TEST_REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+# -- app ---------------------------------------------------------------------------------------
+
+def make_settings(database_url: str, instance_dir: Path, **overrides: object) -> Settings:
+    base = Settings(
+        app_env="test",
+        instance_path=instance_dir,
+        database_url=database_url,
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        rate_limit_anonymous="1000 per minute",
+        rate_limit_authenticated="1000 per minute",
+        rate_limit_auth_endpoints="1000 per minute",
+    )
+    return base.with_overrides(**overrides)
+
+
+@pytest.fixture
+def settings(db: Database, database_url: str, instance_dir: Path) -> Settings:
+    return make_settings(database_url, instance_dir)
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
+    from core.services import Services
+    from web import create_app
+
+    application = create_app(settings, services=Services.build(settings, db=db))
+    yield application
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture
+def worker(app):  # type: ignore[no-untyped-def]
+    """The in-process worker draining the app's StubBroker, as in embedded mode."""
+    from tests.support.workers import EmbeddedWorker
+
+    running = EmbeddedWorker(app.extensions["broker"])
+    yield running
+    running.stop()
+
+
+# -- smtp --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def smtp_server() -> Iterator[object]:
+    from tests.support.smtp import SmtpSink
+
+    sink = SmtpSink(port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+# -- live server -------------------------------------------------------------------------------
+
+@pytest.fixture
+def live_server(app):  # type: ignore[no-untyped-def]
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    yield server
+    server.shutdown()
+    thread.join(timeout=5)

@@ -1,0 +1,58 @@
+"""A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+
+class _Handler:
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.sink.lock:
+            self.sink.messages.append(message)  # type: ignore[arg-type]
+            self.sink.arrived.notify_all()
+        return "250 OK"
+
+
+class SmtpSink:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[EmailMessage] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=port)
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+        """Block until at least `count` messages arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while len(self.messages) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"expected {count} e-mail(s), got {len(self.messages)} in {timeout}s")
+                self.arrived.wait(remaining)
+            return list(self.messages)
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            return [m for m in self.messages if address in str(m["To"])]

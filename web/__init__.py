@@ -1,0 +1,56 @@
+"""The web tier: Flask pages and a small JSON API. Handlers parse, call one core service, render."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from core.config import Settings
+from core.logs import configure_logging
+from core.services import Services
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(_flask_config(settings))
+    services = services or Services.build(settings)
+    app.extensions["settings"] = settings
+    app.extensions["services"] = services
+
+    from workers.broker import build_broker, install_broker
+    from workers.runtime import configure
+
+    configure(settings, services)
+    broker = build_broker(settings)
+    install_broker(broker)
+    app.extensions["broker"] = broker
+
+    from web import cli, context, errors, health, pages, security
+
+    context.init_app(app)  # first: the request id must exist before anything can fail
+    security.init_app(app, settings)
+    errors.init_app(app)
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(health.blueprint)
+    cli.init_app(app)
+    return app
+
+
+def _flask_config(settings: Settings) -> dict[str, object]:
+    production = settings.is_production
+    return {
+        "SECRET_KEY": settings.secret_key,
+        "APP_ENV": settings.app_env,
+        "TESTING": settings.app_env == "test",
+        "PREFERRED_URL_SCHEME": "https" if settings.force_https else "http",
+        # The __Host- prefix pins the cookie to this exact host over HTTPS, path /.
+        "SESSION_COOKIE_NAME": "__Host-session" if production else "session",
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "WTF_CSRF_TIME_LIMIT": 3600,
+        "WTF_CSRF_SSL_STRICT": settings.force_https,
+        "TEMPLATES_AUTO_RELOAD": not production,
+    }

@@ -1,0 +1,143 @@
+"""Operator commands: `flask db …`, `flask jobs …`, `flask mail …`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from flask.cli import AppGroup
+
+from core import clock
+from core.db import DatabaseUnavailable, check_connection
+from core.events import dead_letters
+from core.mail.addresses import InvalidAddress
+from core.mail.test_email import request_test_email
+from core.uow import UnitOfWork
+from web.context import services, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+jobs_cli = AppGroup("jobs", help="Background jobs: dead letters and replays.")
+mail_cli = AppGroup("mail", help="Outgoing e-mail.")
+
+
+def alembic_config() -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = settings().database_url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def _require_database() -> None:
+    try:
+        check_connection(services().db.engine)
+    except DatabaseUnavailable as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (the Procfile's release step)."""
+    _require_database()
+    command.upgrade(alembic_config(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree."""
+    _require_database()
+    command.check(alembic_config())
+    click.echo("models and migrations agree")
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    _require_database()
+    command.current(alembic_config())
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+@jobs_cli.command("dead-letters")
+def jobs_dead_letters() -> None:
+    """List messages that ran out of retries."""
+    _require_database()
+    with services().db.session() as session:
+        letters = dead_letters.waiting(session)
+    if not letters:
+        click.echo("no dead letters")
+        return
+    now = clock.now()
+    click.echo(f"{'ID':>5}  {'QUEUE':<12} {'ACTOR':<24} {'EVENT':<36} {'TRIES':>5} {'AGE':>5}  ERROR")
+    for letter in letters:
+        age = _age((now - letter.failed_at) / timedelta(seconds=1))
+        click.echo(f"{letter.id:>5}  {letter.queue:<12} {letter.actor:<24} "
+                   f"{str(letter.event_id or '-'):<36} {letter.attempts:>5} {age:>5}  "
+                   f"{(letter.error or '')[:80]}")
+
+
+@jobs_cli.command("retry")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--all", "retry_all", is_flag=True, help="Replay every waiting dead letter.")
+def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
+    """Replay dead letters by ID (or --all) with a fresh retry budget."""
+    from dramatiq import Message, get_broker
+
+    if not ids and not retry_all:
+        raise click.UsageError("give dead-letter IDs or --all")
+    _require_database()
+    with services().db.session() as session:
+        letters = dead_letters.waiting(session, limit=10_000) if retry_all else dead_letters.find(
+            session, ids)
+        if not letters:
+            click.echo("nothing to retry")
+            return
+        broker = get_broker()
+        for letter in letters:
+            message = dead_letters.prepare_replay(session, letter)
+            broker.enqueue(Message(**message))  # type: ignore[arg-type]
+            session.commit()
+            click.echo(f"re-enqueued dead letter {letter.id} ({letter.actor})")
+
+
+@mail_cli.command("send-test")
+@click.argument("address")
+def mail_send_test(address: str) -> None:
+    """Send a test e-mail through the workers, to check outgoing mail end to end."""
+    _require_database()
+    with UnitOfWork(services().db, publisher=_publisher()) as uow:
+        try:
+            event = request_test_email(uow, address)
+        except InvalidAddress as error:
+            raise click.BadParameter(str(error), param_hint="ADDRESS") from None
+        uow.commit()
+    click.echo(f"test e-mail queued (event {event.id}); Message-ID <{event.id}.send_test_email@…>")
+
+
+def _publisher():  # type: ignore[no-untyped-def]
+    from workers.publisher import BrokerPublisher
+
+    return BrokerPublisher(settings())
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, jobs_cli, mail_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,107 @@
+"""Errors: a friendly page for browsers, `{"error": {"code", "message"}}` under /api/.
+
+Never a stack trace to the user; a 500 shows the request id so support can find the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+TITLES = {
+    400: "That request could not be understood",
+    401: "Please log in",
+    403: "You do not have access to this page",
+    404: "Page not found",
+    405: "That action is not allowed here",
+    413: "That upload is too large",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
+}
+
+MESSAGES = {
+    400: "The request was malformed.",
+    401: "You need to log in to see this.",
+    403: "Your account does not have access to this.",
+    404: "There is nothing at this address.",
+    405: "This address does not accept that method.",
+    413: "The request body is larger than we accept.",
+    429: "You have sent too many requests. Please wait a moment and try again.",
+    500: "An unexpected error occurred. It has been logged.",
+    503: "The service is temporarily unavailable. Please try again shortly.",
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes[
+        "text/html"
+    ]
+
+
+def error_response(status: int, message: str | None = None, *, code: str | None = None,
+                   headers: dict[str, str] | None = None, **extra: object) -> Response:
+    code = code or CODES.get(status, "error")
+    message = message or MESSAGES.get(status, "The request could not be completed.")
+    if wants_json():
+        response = jsonify({"error": {"code": code, "message": message, **extra}})
+    else:
+        response = Response(render_template(
+            "error.html", status=status, title=TITLES.get(status, "Request failed"),
+            message=message, request_id=g.get("request_id"),
+        ), mimetype="text/html")
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = dict(error.get_headers()) if status in (405, 429) else {}
+    headers.pop("Content-Type", None)
+    # Werkzeug's default descriptions are written for developers; ours for people.
+    return error_response(status, headers=headers)
+
+
+def _csrf_error(error: CSRFError) -> Response:
+    return error_response(
+        400,
+        "This form has expired or was not sent from this site. Reload the page and try again; "
+        "nothing you typed in other saved forms was lost.",
+        code="csrf_failed",
+    )
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,95 @@
+"""GET /api/health (dependencies, bounded by a timeout) and /api/health/live (process only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, jsonify
+
+from core.events.outbox import backlog
+from core.health import UNHEALTHY, Warn, run_checks
+from web.context import services, settings
+from web.security import plain_http_allowed
+from workers.broker import ping_broker, queue_depths
+from workers.middleware import HEARTBEAT_GROUP
+
+blueprint = Blueprint("health", __name__, url_prefix="/api/health")
+
+BACKLOG_WARN_SECONDS = 60
+CRITICAL = {"database"}
+
+
+def _database() -> str:
+    db = services().db
+    with db.engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+    return db.dialect
+
+
+def _cache() -> str:
+    cache = services().cache
+    cache.ping()
+    return "redis" if settings().redis_url else "in-process"
+
+
+def _broker() -> str:
+    broker = current_app.extensions["broker"]
+    kind = ping_broker(broker)
+    depths = queue_depths(broker)
+    waiting = sum(depths.values())
+    return f"{kind}, {waiting} message(s) waiting" if depths else kind
+
+
+def _workers() -> str:
+    alive = services().cache.alive(HEARTBEAT_GROUP)
+    if not alive:
+        raise Warn("no worker has reported in the last 15 s; side effects are queued, not run")
+    return f"{len(alive)} worker process(es) alive"
+
+
+def _outbox() -> str:
+    with services().db.session() as session:
+        state = backlog(session)
+    detail = f"{state.undispatched} undispatched, {state.unaudited} unaudited"
+    age = state.oldest_age_seconds
+    if age is not None:
+        detail += f", oldest {age:.0f}s"
+        if age > BACKLOG_WARN_SECONDS:
+            raise Warn(detail)
+    return detail
+
+
+def _checks() -> dict[str, Callable[[], str]]:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def in_app(check: Callable[[], str]) -> Callable[[], str]:
+        def run() -> str:
+            with app.app_context():
+                return check()
+
+        return run
+
+    return {name: in_app(fn) for name, fn in (
+        ("database", _database), ("cache", _cache), ("broker", _broker),
+        ("workers", _workers), ("outbox", _outbox),
+    )}
+
+
+@blueprint.get("")
+@plain_http_allowed
+def health() -> tuple[Response, int]:
+    status, results = run_checks(_checks(), critical=CRITICAL,
+                                 timeout=settings().health_timeout_seconds)
+    body = {"status": status, "checks": {name: r.as_dict() for name, r in results.items()}}
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 503 if status == UNHEALTHY else 200
+
+
+@blueprint.get("/live")
+@plain_http_allowed
+def live() -> Response:
+    response = jsonify({"status": "alive"})
+    response.headers["Cache-Control"] = "no-store"
+    return response

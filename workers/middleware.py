@@ -1,0 +1,127 @@
+"""Dramatiq middleware: a unit of work and the request id per message, dead letters, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+from core import clock
+from core.db import insert_ignoring_conflicts
+from core.events.models import DeadLetter
+from core.logs import request_id_var
+from workers import runtime as rt
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_GROUP = "workers"
+HEARTBEAT_EVERY_SECONDS = 5
+HEARTBEAT_TTL_SECONDS = 15
+
+
+class RequestIdPropagation(Middleware):
+    """Stamp the enqueuing request's id on the message, so its logs carry the same id."""
+
+    def before_enqueue(self, broker: Any, message: dramatiq.Message[Any], delay: Any) -> None:
+        if "request_id" not in message.options:
+            request_id = request_id_var.get()
+            if request_id:
+                message.options["request_id"] = request_id
+
+
+class UnitOfWorkPerMessage(Middleware):
+    """Each message gets its own session; whatever the actor did not commit is rolled back."""
+
+    def before_process_message(self, broker: Any, message: dramatiq.Message[Any]) -> None:
+        request_id_var.set(message.options.get("request_id") or f"msg-{message.message_id}")
+        rt._enter_message(message, rt.runtime().unit_of_work())
+
+    def after_process_message(self, broker: Any, message: dramatiq.Message[Any], *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        self._close()
+
+    def after_skip_message(self, broker: Any, message: dramatiq.Message[Any]) -> None:
+        self._close()
+
+    @staticmethod
+    def _close() -> None:
+        uow = rt._leave_message()
+        if uow is not None:
+            uow.close()
+        request_id_var.set(None)
+
+
+class DeadLetters(Middleware):
+    """Keep a copy of every message that failed for good, for `flask jobs dead-letters`."""
+
+    def after_nack(self, broker: Any, message: dramatiq.Message[Any]) -> None:
+        try:
+            self._record(message)
+        except Exception:
+            log.exception("could not record dead letter %s; it is still in the broker's "
+                          "dead-letter queue", message.message_id)
+
+    @staticmethod
+    def _record(message: dramatiq.Message[Any]) -> None:
+        services = rt.runtime().services
+        event_id = None
+        if message.args and isinstance(message.args[0], str):
+            try:
+                event_id = uuid.UUID(message.args[0])
+            except ValueError:
+                event_id = None
+        traceback = str(message.options.get("traceback") or "").strip()
+        error = traceback.splitlines()[-1] if traceback else None
+        queue_name = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
+        clean = message.copy(queue_name=queue_name)
+        body = {key: value for key, value in clean.asdict().items()}
+        with services.db.session() as session:
+            insert_ignoring_conflicts(session, DeadLetter.__table__, [{  # type: ignore[arg-type]
+                "message_id": message.message_id,
+                "queue": queue_name,
+                "actor": message.actor_name,
+                "event_id": event_id,
+                "error": error,
+                "attempts": int(message.options.get("retries", 0)) + 1,
+                "message": body,
+                "failed_at": clock.now(),
+            }])
+            session.commit()
+        log.error("message %s (%s) moved to dead letters: %s",
+                  message.message_id, message.actor_name, error)
+
+
+class Heartbeat(Middleware):
+    """While a worker process runs, it says so every few seconds (see the health check)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rt.runtime().services.cache.beat(HEARTBEAT_GROUP, self.member,
+                                                 HEARTBEAT_TTL_SECONDS)
+            except Exception as error:
+                log.warning("heartbeat failed: %s", type(error).__name__)
+            self._stop.wait(HEARTBEAT_EVERY_SECONDS)
+
+
+def platform_middleware() -> list[Middleware]:
+    return [RequestIdPropagation(), UnitOfWorkPerMessage(), DeadLetters(), Heartbeat()]

@@ -1,0 +1,71 @@
+"""What the actors of this process work with: settings, services, the publisher.
+
+Configured once per process: by `workers.boot` in a worker process, by `create_app` in the web
+process (embedded mode runs the actors there), by the scheduler. Actors read it through
+`runtime()`; each message's unit of work comes from the middleware through `current_uow()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import dramatiq
+
+from core.config import Settings
+from core.services import Services
+from core.uow import Origin, UnitOfWork
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    services: Services
+
+    def unit_of_work(self, origin: Origin | None = None) -> UnitOfWork:
+        from workers.publisher import BrokerPublisher
+
+        return UnitOfWork(self.services.db, publisher=BrokerPublisher(self.settings),
+                          origin=origin)
+
+
+_runtime: Runtime | None = None
+_message_scope = threading.local()
+
+
+def configure(settings: Settings, services: Services | None = None) -> Runtime:
+    global _runtime
+    _runtime = Runtime(settings=settings, services=services or Services.build(settings))
+    return _runtime
+
+
+def runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("workers.runtime.configure() has not been called in this process")
+    return _runtime
+
+
+def current_uow() -> UnitOfWork:
+    uow: UnitOfWork | None = getattr(_message_scope, "uow", None)
+    if uow is None:
+        raise RuntimeError("no unit of work: actors run inside the UnitOfWorkPerMessage middleware")
+    return uow
+
+
+def current_message() -> dramatiq.Message[object]:
+    message: dramatiq.Message[object] | None = getattr(_message_scope, "message", None)
+    if message is None:
+        raise RuntimeError("not inside a message")
+    return message
+
+
+def _enter_message(message: dramatiq.Message[object], uow: UnitOfWork) -> None:
+    _message_scope.message = message
+    _message_scope.uow = uow
+
+
+def _leave_message() -> UnitOfWork | None:
+    uow: UnitOfWork | None = getattr(_message_scope, "uow", None)
+    _message_scope.message = None
+    _message_scope.uow = None
+    return uow
