@@ -16,8 +16,11 @@ accesslog = None
 errorlog = "-"
 
 
-def on_starting(server):
-    """Refuse to start, with one line, when settings are wrong or the database is unreachable."""
+def _preflight():
+    """Refuse to start, with one line, when settings are wrong or the database is unreachable.
+
+    Runs while gunicorn reads this file, before its master logs anything or forks workers.
+    """
     from core.config import ConfigError, Settings
     from core.db import DatabaseUnavailable, check_connection, create_db_engine
 
@@ -31,6 +34,9 @@ def on_starting(server):
     except (ConfigError, DatabaseUnavailable) as error:
         print(f"web: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
+
+
+_preflight()
 
 
 def post_worker_init(worker):

@@ -114,7 +114,9 @@ class RedisCache:
         pipe.execute()
 
     def alive(self, group: str) -> list[str]:
-        members = self.client.zrangebyscore(f"{self.prefix}beats:{group}", time.time(), "+inf")
+        members: list[bytes] = self.client.zrangebyscore(  # type: ignore[assignment]
+            f"{self.prefix}beats:{group}", time.time(), "+inf"
+        )
         return sorted(m.decode() for m in members)
 
 

@@ -21,7 +21,7 @@ HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="health")
 
 
-class Warn(Exception):  # noqa: N818 - a status, not an error
+class Warn(Exception):
     """The dependency works but something needs attention (backlog, no workers …)."""
 
 

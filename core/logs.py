@@ -46,7 +46,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s [%(request_id)s] %(name)s: %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging API)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         line = super().formatMessage(record)
         return _CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
 
@@ -70,13 +70,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
+def configure_logging(log_format: str = "text", level: str = "INFO", *,
+                      take_over: bool = False) -> None:
+    """Install our handler on the root logger. `take_over` also removes handlers others set up
+    (the dramatiq launcher's), so every line has one format and carries the request id."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
-        if getattr(existing, "_platform_handler", False):
+        if take_over or getattr(existing, "_platform_handler", False):
             root.removeHandler(existing)
     handler._platform_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)

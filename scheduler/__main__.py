@@ -20,7 +20,7 @@ log = logging.getLogger("scheduler")
 def main() -> None:
     with exit_on_startup_error("scheduler"):
         settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, take_over=True)
     if settings.embedded or settings.redis_url is None:
         print("scheduler: REDIS_URL is not set. In embedded mode the scheduler runs inside the "
               "web process (make run); a separate scheduler needs Redis for its leader lock.",

@@ -60,7 +60,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     if TEST_DATABASE_URL or TEST_REDIS_URL:
-        db = describe_url(normalise_database_url(TEST_DATABASE_URL)) if TEST_DATABASE_URL else "SQLite"
+        db = (describe_url(normalise_database_url(TEST_DATABASE_URL)) if TEST_DATABASE_URL
+              else "SQLite")
         return [f"backends: database {db}; redis {TEST_REDIS_URL or 'in-process'}; "
                 f"rabbitmq {TEST_RABBITMQ_URL or 'not set'}"]
     return ["backends: embedded (SQLite, in-process broker and cache); set TEST_DATABASE_URL and "

@@ -86,11 +86,12 @@ def jobs_dead_letters() -> None:
         click.echo("no dead letters")
         return
     now = clock.now()
-    click.echo(f"{'ID':>5}  {'QUEUE':<12} {'ACTOR':<24} {'EVENT':<36} {'TRIES':>5} {'AGE':>5}  ERROR")
+    click.echo(f"{'ID':>5}  {'QUEUE':<12} {'ACTOR':<24} {'EVENT':<36} "
+               f"{'TRIES':>5} {'AGE':>5}  ERROR")
     for letter in letters:
         age = _age((now - letter.failed_at) / timedelta(seconds=1))
         click.echo(f"{letter.id:>5}  {letter.queue:<12} {letter.actor:<24} "
-                   f"{str(letter.event_id or '-'):<36} {letter.attempts:>5} {age:>5}  "
+                   f"{letter.event_id or '-'!s:<36} {letter.attempts:>5} {age:>5}  "
                    f"{(letter.error or '')[:80]}")
 
 

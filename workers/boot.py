@@ -13,7 +13,7 @@ from workers.runtime import configure
 
 with exit_on_startup_error("worker"):
     settings = Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, take_over=True)
     if settings.embedded:
         raise SystemExit(
             "worker: no BROKER_URL or REDIS_URL is set. In embedded mode the worker runs inside "

@@ -64,6 +64,8 @@ def run_handler(
         run.locked_until = None
         run.last_error = None
         uow.commit()
+        log.info("%s done for %s event %s (attempt %d)", handler.name, event.type, event_id,
+                 run.attempts)
     except Exception as error:
         uow.rollback()
         _record_failure(uow, handler, event_id, error)
@@ -107,7 +109,9 @@ def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: s
     return run
 
 
-def _record_failure(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, error: Exception) -> None:
+def _record_failure(
+    uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, error: Exception
+) -> None:
     try:
         run = uow.session.get(HandlerRun, (event_id, handler.name))
         if run is not None:

@@ -92,7 +92,7 @@ class RedisBus:
 
     @contextmanager
     def subscribe(self, account_id: str) -> Iterator[Subscription]:
-        pubsub = self.client.pubsub()
+        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
         pubsub.subscribe(self.CHANNEL + account_id)
         try:
             yield _RedisSubscription(pubsub)

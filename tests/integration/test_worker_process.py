@@ -1,0 +1,55 @@
+"""A real `dramatiq` worker process consumes the platform's messages over Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.logs import request_id_var
+from core.mail.test_email import request_test_email
+from core.services import Services
+from tests.conftest import make_settings
+from tests.support.processes import dramatiq_worker, platform_env, wait_until
+from web import create_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def redis_app(db, database_url, instance_dir, redis_url, smtp_server):
+    settings = make_settings(database_url, instance_dir, redis_url=redis_url,
+                             broker_url=redis_url, smtp_url=smtp_server.url)
+    return create_app(settings, services=Services.build(settings, db=db))
+
+
+def test_worker_process_sends_the_mail_and_carries_the_request_id(
+    redis_app, database_url, redis_url, smtp_server, tmp_path
+) -> None:
+    env = platform_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                       SMTP_URL=smtp_server.url, INSTANCE_PATH=str(tmp_path))
+    worker = dramatiq_worker(env, tmp_path / "worker.log")
+    try:
+        services = redis_app.extensions["services"]
+        wait_until(lambda: services.cache.alive("workers"), 30, "worker heartbeat")
+        health = redis_app.test_client().get("/api/health").get_json()
+        assert health["status"] == "healthy", health
+
+        token = request_id_var.set("req-from-the-test-0001")
+        try:
+            from workers.runtime import runtime
+
+            with runtime().unit_of_work() as uow:
+                event = request_test_email(uow, "Operator@Example.com")
+                uow.commit()
+        finally:
+            request_id_var.reset(token)
+
+        [message] = smtp_server.wait_for(1)
+        assert message["To"] == "operator@example.com"
+        assert message["Message-ID"].strip().startswith(f"<{event.id}.send_test_email@")
+        assert message.get_body(("plain",)).get_content().startswith("This is a test message")
+        assert message.get_body(("html",)) is not None
+        wait_until(lambda: "req-from-the-test-0001" in worker.output(), 10,
+                   "request id in the worker's log lines")
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.output()
