@@ -14,6 +14,8 @@ keepalive = 5
 # Our own request log line carries the request id; gunicorn's access log would repeat it.
 accesslog = None
 errorlog = "-"
+# gunicorn 27's control socket has one path per user; two servers on one host would fight over it.
+control_socket_disable = True
 
 
 def _preflight():

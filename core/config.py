@@ -91,6 +91,7 @@ class Settings:
     scheduler_lock_ttl_seconds: int = 15
     # Redis broker: how long before a silent worker's messages are handed to another worker.
     broker_heartbeat_timeout_ms: int = 60_000
+    # Out of a million broker commands, how many also requeue dead workers' messages.
     broker_maintenance_chance: int = 1000
     webhook_url: str | None = None
     webhook_secret: str = ""

@@ -181,11 +181,15 @@ def client(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def worker(app):  # type: ignore[no-untyped-def]
-    """The in-process worker draining the app's StubBroker, as in embedded mode."""
+def worker():  # type: ignore[no-untyped-def]
+    """The in-process worker draining the StubBroker of the app created last (embedded mode).
+
+    Request it after the app fixture you use, so that it drains that app's broker."""
+    import dramatiq
+
     from tests.support.workers import EmbeddedWorker
 
-    running = EmbeddedWorker(app.extensions["broker"])
+    running = EmbeddedWorker(dramatiq.get_broker())
     yield running
     running.stop()
 

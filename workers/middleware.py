@@ -14,7 +14,7 @@ from dramatiq.middleware import Middleware
 
 from core import clock
 from core.db import insert_ignoring_conflicts
-from core.events.models import DeadLetter
+from core.events.models import DeadLetter, HandlerRun
 from core.logs import request_id_var
 from workers import runtime as rt
 
@@ -60,6 +60,12 @@ class UnitOfWorkPerMessage(Middleware):
 class DeadLetters(Middleware):
     """Keep a copy of every message that failed for good, for `flask jobs dead-letters`."""
 
+    def after_process_message(self, broker: Any, message: dramatiq.Message[Any], *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        if exception is not None:
+            # A message given up without a retry (GiveUp) carries no traceback of its own.
+            message.options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
+
     def after_nack(self, broker: Any, message: dramatiq.Message[Any]) -> None:
         try:
             self._record(message)
@@ -76,19 +82,21 @@ class DeadLetters(Middleware):
                 event_id = uuid.UUID(message.args[0])
             except ValueError:
                 event_id = None
-        traceback = str(message.options.get("traceback") or "").strip()
-        error = traceback.splitlines()[-1] if traceback else None
+        error = message.options.get("last_error")
         queue_name = message.queue_name.removesuffix(".DQ").removesuffix(".XQ")
         clean = message.copy(queue_name=queue_name)
         body = {key: value for key, value in clean.asdict().items()}
         with services.db.session() as session:
+            run = session.get(HandlerRun, (event_id, message.actor_name)) if event_id else None
+            # Our own count includes deliveries that killed their worker; Dramatiq's does not.
+            attempts = run.attempts if run else max(1, int(message.options.get("retries", 0)))
             insert_ignoring_conflicts(session, DeadLetter.__table__, [{  # type: ignore[arg-type]
                 "message_id": message.message_id,
                 "queue": queue_name,
                 "actor": message.actor_name,
                 "event_id": event_id,
                 "error": error,
-                "attempts": int(message.options.get("retries", 0)) + 1,
+                "attempts": attempts,
                 "message": body,
                 "failed_at": clock.now(),
             }])

@@ -16,6 +16,11 @@ from workers import embedded
 from workers.actors import HANDLER_ACTORS, write_audit
 
 
+def can_publish_here() -> bool:
+    """False in a process whose in-process broker nobody drains (a CLI in embedded mode)."""
+    return not isinstance(dramatiq.get_broker(), StubBroker) or embedded.is_running()
+
+
 class BrokerPublisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -23,7 +28,7 @@ class BrokerPublisher:
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        if isinstance(dramatiq.get_broker(), StubBroker) and not embedded.is_running():
+        if not can_publish_here():
             raise PublishDeferred("no in-process worker here")
         try:
             for event in events:

@@ -40,6 +40,7 @@ def prepare_replay(session: Session, letter: DeadLetter) -> dict[str, object]:
     letter.retried_at = clock.now()
     message = dict(letter.message)
     options = {k: v for k, v in dict(message.get("options") or {}).items()
-               if k not in ("retries", "traceback", "eta", "redis_message_id", "requeue_timestamp")}
+               if k not in ("retries", "traceback", "eta", "redis_message_id", "requeue_timestamp",
+                             "last_error")}
     message["options"] = options
     return message

@@ -24,7 +24,8 @@ class EmbeddedWorker:
         while time.monotonic() < deadline:
             for name in list(self.broker.queues):
                 if not name.endswith(".XQ"):
-                    self.broker.join(name, timeout=int((deadline - time.monotonic()) * 1000))
+                    self.broker.join(name, timeout=int((deadline - time.monotonic()) * 1000),
+                                     fail_fast=False)
             self.worker.join()
             if all(q.unfinished_tasks == 0 for n, q in self.broker.queues.items()
                    if not n.endswith(".XQ")):

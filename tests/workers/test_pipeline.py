@@ -1,0 +1,147 @@
+"""The outbox → broker → idempotent handler pipeline, with the in-process worker (embedded mode)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from core import clock
+from core.audit.models import AuditEntry
+from core.events import outbox
+from core.events.models import DeadLetter, Event, HandlerRun
+from core.mail.test_email import request_test_email
+from core.uow import Origin
+from workers.publisher import BrokerPublisher
+from workers.runtime import runtime
+
+
+@pytest.fixture
+def mail_app(smtp_server, settings, db):
+    """The app, sending real SMTP to the test's aiosmtpd server."""
+    from core.services import Services
+    from web import create_app
+
+    configured = settings.with_overrides(smtp_url=smtp_server.url)
+    return create_app(configured, services=Services.build(configured, db=db))
+
+
+def _count(db, model) -> int:
+    with db.session() as session:
+        return session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
+
+
+def test_a_committed_event_sends_exactly_one_email(mail_app, worker, smtp_server, db) -> None:
+    with runtime().unit_of_work(Origin(ip="203.0.113.9", user_agent="pytest")) as uow:
+        event = request_test_email(uow, "someone@example.com")
+        uow.commit()
+    worker.drain()
+    [message] = smtp_server.wait_for(1)
+    assert message["Message-ID"].strip() == f"<{event.id}.send_test_email@practice.localhost>"
+    with db.session() as session:
+        stored = session.get(Event, event.id)
+        assert stored.dispatched_at is not None and stored.audited_at is not None
+        [entry] = session.execute(sa.select(AuditEntry)).scalars().all()
+        assert (entry.type, entry.ip, entry.user_agent) == (
+            "TEST_EMAIL_REQUESTED", "203.0.113.9", "pytest")
+        assert entry.details == {"to": "someone@example.com"}
+
+
+def test_a_rolled_back_transaction_leaves_no_event_no_message_no_email(
+    mail_app, worker, smtp_server, db
+) -> None:
+    with runtime().unit_of_work() as uow:
+        request_test_email(uow, "someone@example.com")
+        uow.rollback()
+        uow.commit()  # nothing left to commit
+    with runtime().unit_of_work() as uow:
+        request_test_email(uow, "someone@example.com")
+        # The transaction itself fails at commit (a duplicate key), after the event was recorded.
+        duplicate = {"message_id": "m-1", "queue": "q", "actor": "a", "attempts": 1,
+                     "message": {}, "failed_at": clock.now()}
+        uow.session.add(DeadLetter(**duplicate))
+        uow.session.add(DeadLetter(**duplicate))
+        with pytest.raises(IntegrityError):
+            uow.commit()
+    worker.drain()
+    assert _count(db, Event) == 0
+    assert _count(db, DeadLetter) == 0
+    assert all(q.qsize() == 0 for q in worker.broker.queues.values())
+    assert smtp_server.messages == []
+
+
+def test_a_message_published_twice_is_handled_once(mail_app, worker, smtp_server, db) -> None:
+    with runtime().unit_of_work() as uow:
+        event = request_test_email(uow, "twice@example.com")
+        uow.commit()
+    worker.drain()
+    # A relay that raced the fast path, or a redelivery: the same event published again.
+    BrokerPublisher(runtime().settings).publish([event])
+    BrokerPublisher(runtime().settings).publish([event])
+    worker.drain()
+    assert len(smtp_server.wait_for(1)) == 1
+    with db.session() as session:
+        run = session.get(HandlerRun, (event.id, "send_test_email"))
+        assert (run.status, run.attempts) == ("done", 1)
+    assert _count(db, AuditEntry) == 1
+
+
+def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db) -> None:
+    # No worker in this process yet: the publish is deferred and the events wait in the outbox.
+    with runtime().unit_of_work() as uow:
+        events = [request_test_email(uow, f"user{i}@example.com") for i in range(3)]
+        uow.commit()
+    with db.session() as session:
+        assert session.execute(sa.select(sa.func.count()).where(
+            Event.dispatched_at.is_(None))).scalar_one() == 3
+    from tests.support.workers import EmbeddedWorker
+
+    running = EmbeddedWorker(mail_app.extensions["broker"])
+    try:
+        clock_now = clock.now
+        try:  # the relay leaves fresh events to the fast path for a few seconds
+            clock.now = lambda: clock_now() + outbox.RELAY_GRACE * 2
+            with runtime().unit_of_work() as uow:
+                assert outbox.relay(uow, BrokerPublisher(runtime().settings)) == 3
+        finally:
+            clock.now = clock_now
+        running.drain()
+    finally:
+        running.stop()
+    received = {str(m["To"]) for m in smtp_server.wait_for(3)}
+    assert received == {e.payload["to"] for e in events}
+
+
+def test_two_relays_at_once_publish_each_event_once(app, db) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("SKIP LOCKED concurrency needs PostgreSQL (SQLite has one writer)")
+    with runtime().unit_of_work() as uow:
+        for i in range(10):
+            request_test_email(uow, f"r{i}@example.com")
+        uow.commit()
+    published: list[uuid.UUID] = []
+
+    class Recording:
+        def publish(self, events):
+            published.extend(e.id for e in events)
+
+    late = clock.now() + outbox.RELAY_GRACE * 2
+    first, second = runtime().unit_of_work(), runtime().unit_of_work()
+    clock_now = clock.now
+    clock.now = lambda: late
+    try:
+        # The first relay holds its row locks (not committed yet) while the second runs.
+        claimed = first.session.execute(
+            sa.select(Event).where(Event.dispatched_at.is_(None))
+            .with_for_update(skip_locked=True).limit(4)).scalars().all()
+        assert len(claimed) == 4
+        assert outbox.relay(second, Recording()) == 6
+        first.rollback()
+        assert outbox.relay(first, Recording()) == 4
+    finally:
+        clock.now = clock_now
+        first.close()
+        second.close()
+    assert len(published) == len(set(published)) == 10
