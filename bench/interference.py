@@ -1,0 +1,84 @@
+"""CPU used outside the benchmark while it measured.
+
+On a 2-core machine one busy neighbour (a test suite, a browser) halves the figures; the table
+says so instead of letting a slow run pass for a regression. "Ours" is this process and its
+descendants (the servers, wrk) plus PostgreSQL and Redis, which serve the servers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = frozenset({"postgres", "redis-server"})
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: float
+    busy: float  # CPU seconds the whole machine spent running something
+    ours: dict[int, float]  # CPU seconds per live process of ours
+    reaped: float  # CPU seconds of our children already waited for (wrk)
+
+
+def snapshot() -> Snapshot | None:
+    """None where there is no /proc to read."""
+    try:
+        busy, processes = _busy_seconds(), _processes()
+    except OSError:
+        return None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Snapshot(time.monotonic(), busy, _ours(processes),
+                    children.ru_utime + children.ru_stime)
+
+
+def other_cpu(before: Snapshot | None, after: Snapshot | None) -> float | None:
+    """Average number of CPUs busy with something else between the two snapshots."""
+    if before is None or after is None or after.at <= before.at:
+        return None
+    ours = sum(cpu - before.ours.get(pid, 0.0) for pid, cpu in after.ours.items())
+    ours += after.reaped - before.reaped
+    return max(0.0, after.busy - before.busy - ours) / (after.at - before.at)
+
+
+def _busy_seconds() -> float:
+    # user nice system idle iowait irq softirq steal: interrupt time is left out because it is
+    # not charged to any process (loopback traffic is ours); steal is another tenant's.
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, _irq, _softirq, steal = fields
+    return (user + nice + system + steal) / _TICKS
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds so far)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        # The command name is in parentheses and may itself contain spaces or parentheses.
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry.name)] = (int(rest[1]), name, (int(rest[11]) + int(rest[12])) / _TICKS)
+    return found
+
+
+def _ours(processes: dict[int, tuple[int, str, float]]) -> dict[int, float]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (parent, _name, _cpu) in processes.items():
+        children[parent].append(pid)
+    mine, pending = set(), [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        mine.add(pid)
+        pending.extend(children[pid])
+    return {pid: cpu for pid, (_parent, name, cpu) in processes.items()
+            if pid in mine or name in BACKENDS}

@@ -1,0 +1,78 @@
+"""What an entry of the suite is: something that yields samples and names the baseline it is
+compared with. HTTP endpoints live in `bench.http`; `Throughput` wraps any other measurement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+Target = Literal["app", "bare"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    duration: int  # seconds per measurement (wrk takes whole seconds)
+    warmup: int  # seconds of unrecorded load per entry before its first measurement
+    rounds: int
+    connections: int
+    wrk_threads: int
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a measurement may use: the running servers, the platform's environment, the options."""
+
+    urls: dict[Target, str]  # base URL per running server; empty if no entry needs servers
+    env: dict[str, str]  # the platform's environment (DATABASE_URL, REDIS_URL, ...)
+    options: RunOptions
+    workdir: Path  # private temporary directory, removed at the end of the run
+
+
+@dataclass(frozen=True)
+class Sample:
+    value: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int = 0
+    error_detail: dict[str, int] = field(default_factory=dict)
+    other_cpu: float | None = None  # CPUs busy outside the benchmark meanwhile (interference)
+
+
+class Measurement(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def baseline(self) -> str:
+        """The entry this one is divided by; a baseline names itself."""
+        ...
+
+    @property
+    def needs_servers(self) -> bool: ...
+
+    def warm_up(self, ctx: Context) -> None: ...
+
+    def measure(self, ctx: Context) -> Sample: ...
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """A non-HTTP measurement: `run` does the work for about `ctx.options.duration` seconds and
+    returns units per second (e.g. events/s through the pipeline)."""
+
+    name: str
+    unit: str
+    baseline: str
+    run: Callable[[Context], float]
+    needs_servers: bool = False
+
+    def warm_up(self, ctx: Context) -> None:
+        return None
+
+    def measure(self, ctx: Context) -> Sample:
+        return Sample(value=self.run(ctx))
