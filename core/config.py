@@ -93,6 +93,12 @@ class Settings:
     broker_heartbeat_timeout_ms: int = 60_000
     # Out of a million broker commands, how many also requeue dead workers' messages.
     broker_maintenance_chance: int = 1000
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    login_max_failures: int = 5
+    login_failure_window_minutes: int = 15
+    # First lockout length; each further lockout doubles it, up to a day.
+    lockout_minutes: int = 15
     webhook_url: str | None = None
     webhook_secret: str = ""
     # Loopback and private targets are refused (SSRF guard) unless this is set.
@@ -193,6 +199,17 @@ class Settings:
                 "BROKER_MAINTENANCE_CHANCE", env.get("BROKER_MAINTENANCE_CHANCE", "1000"),
                 minimum=1,
             ),
+            session_idle_minutes=_int("SESSION_IDLE_MINUTES",
+                                      env.get("SESSION_IDLE_MINUTES", "30"), minimum=1),
+            session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS",
+                                        env.get("SESSION_ABSOLUTE_HOURS", "12"), minimum=1),
+            login_max_failures=_int("LOGIN_MAX_FAILURES", env.get("LOGIN_MAX_FAILURES", "5"),
+                                    minimum=1),
+            login_failure_window_minutes=_int(
+                "LOGIN_FAILURE_WINDOW_MINUTES", env.get("LOGIN_FAILURE_WINDOW_MINUTES", "15"),
+                minimum=1,
+            ),
+            lockout_minutes=_int("LOCKOUT_MINUTES", env.get("LOCKOUT_MINUTES", "15"), minimum=1),
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             webhook_allow_private=_bool("WEBHOOK_ALLOW_PRIVATE",

@@ -148,5 +148,6 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table, rows: list[dict
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    result = session.execute(insert(table).on_conflict_do_nothing(), rows)
-    return int(getattr(result, "rowcount", 0) or 0)
+    # RETURNING counts what was really inserted (executemany's rowcount is -1 on psycopg).
+    statement = insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(session.execute(statement, rows).all())

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from core.config import Settings
 from core.events.handlers import Handler
+from core.identity import mails
 from core.mail.test_email import send_test_email
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (
+    mails.send_verification_email,
+    mails.send_signup_exists_email,
+    mails.send_password_reset_email,
+    mails.send_password_changed_email,
+    mails.send_lockout_email,
+    mails.send_invitation_email,
+    mails.send_set_password_email,
     send_test_email,
     deliver_webhook,
 )

@@ -3,6 +3,9 @@
 from core.audit.models import AuditEntry
 from core.db import Base
 from core.events.models import DeadLetter, Event, HandlerRun
+from core.identity.models import Account, AuthSession, Identity, Invitation, Token
 from core.notifications.models import Notification
+from core.tenancy.models import Tenant
 
-__all__ = ["AuditEntry", "Base", "DeadLetter", "Event", "HandlerRun", "Notification"]
+__all__ = ["Account", "AuditEntry", "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
+           "Identity", "Invitation", "Notification", "Tenant", "Token"]

@@ -21,6 +21,7 @@ from core.events.models import Event
 from core.events.outbox import EventPublisher, PublishDeferred, mark_dispatched
 from core.events.types import EventType
 from core.logs import request_id_var
+from core.tenancy.context import TenantContext, set_context
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,12 @@ class UnitOfWork:
         publisher: EventPublisher | None = None,
         origin: Origin | None = None,
         session: Session | None = None,
+        tenant: TenantContext | None = None,
     ) -> None:
         self.db = db
         self.session = session or db.session()
+        # Anonymous unless told otherwise: tenant-owned rows stay invisible.
+        set_context(self.session, tenant or TenantContext.anonymous())
         self.publisher = publisher
         self.origin = origin or Origin.system()
         self._pending: list[Event] = []
@@ -121,10 +125,10 @@ class UnitOfWork:
         try:
             mark_dispatched(self.session, (event.id for event in events))
             self.session.commit()
-        except Exception:
+        except Exception as error:
             self.session.rollback()
-            log.warning("could not mark %d event(s) dispatched; the relay may send them again "
-                        "(handlers are idempotent)", len(events))
+            log.warning("could not mark %d event(s) dispatched (%s); the relay may send them "
+                        "again (handlers are idempotent)", len(events), type(error).__name__)
 
     def rollback(self) -> None:
         self._pending.clear()

@@ -26,13 +26,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_broker(broker)
     app.extensions["broker"] = broker
 
-    from web import cli, context, errors, health, pages, security
+    from web import account, auth, authn, cli, context, dashboards, errors, health, pages, security
 
     context.init_app(app)  # first: the request id must exist before anything can fail
+    authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    app.register_blueprint(pages.blueprint)
-    app.register_blueprint(health.blueprint)
+    for module in (pages, health, auth, dashboards, account):
+        app.register_blueprint(module.blueprint)
+    security.apply_route_limits(app, settings)
     cli.init_app(app)
     return app
 
@@ -51,6 +53,9 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": 3600,
+        # The cookie outlives the browser session up to the absolute limit; the server enforces
+        # the idle and absolute timeouts itself.
+        "PERMANENT_SESSION_LIFETIME": settings.session_absolute_hours * 3600,
         "WTF_CSRF_SSL_STRICT": settings.force_https,
         "TEMPLATES_AUTO_RELOAD": not production,
     }

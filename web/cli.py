@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
 jobs_cli = AppGroup("jobs", help="Background jobs: dead letters and replays.")
 mail_cli = AppGroup("mail", help="Outgoing e-mail.")
+users_cli = AppGroup("users", help="Platform admins.")
 
 
 def alembic_config() -> Config:
@@ -133,6 +134,32 @@ def mail_send_test(address: str) -> None:
     click.echo(f"test e-mail queued (event {event.id}); Message-ID <{event.id}.send_test_email@…>")
 
 
+@users_cli.command("create-admin")
+@click.argument("email")
+@click.option("--send-link", is_flag=True,
+              help="E-mail a set-password link instead of asking for a password now.")
+def users_create_admin(email: str, send_link: bool) -> None:
+    """Create a platform admin (a new identity, or an admin role on an existing one)."""
+    from core.errors import DomainError, ValidationFailed
+    from core.identity.service import create_admin
+    from core.tenancy.context import TenantContext
+
+    _require_database()
+    password = None
+    if not send_link:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with UnitOfWork(services().db, publisher=_publisher(), tenant=TenantContext.system()) as uow:
+        try:
+            account = create_admin(uow, email, password)
+        except ValidationFailed as failed:
+            raise click.ClickException("; ".join(failed.errors.values())) from None
+        except DomainError as error:
+            raise click.ClickException(str(error)) from None
+        uow.commit()
+    how = "a set-password link is on its way" if send_link else "log in with that password"
+    click.echo(f"admin account {account.id} created for {email.strip().lower()}; {how}")
+
+
 def _publisher():  # type: ignore[no-untyped-def]
     from workers.publisher import BrokerPublisher
 
@@ -140,5 +167,5 @@ def _publisher():  # type: ignore[no-untyped-def]
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, jobs_cli, mail_cli):
+    for group in (db_cli, jobs_cli, mail_cli, users_cli):
         app.cli.add_command(group)

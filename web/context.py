@@ -10,6 +10,7 @@ from flask import Flask, Response, current_app, g, request
 from core.config import Settings
 from core.logs import accept_request_id, request_id_var
 from core.services import Services
+from core.tenancy.context import TenantContext
 from core.uow import Origin, UnitOfWork
 from workers.publisher import BrokerPublisher
 
@@ -26,6 +27,16 @@ def services() -> Services:
     return value
 
 
+def tenant_context() -> TenantContext:
+    """The tenant this request works in: its account's practice; every practice for admins."""
+    view = g.get("view")
+    if view is None:
+        return TenantContext.anonymous()
+    if view.role == "admin":
+        return TenantContext.system()
+    return TenantContext.of(view.tenant_uuid)
+
+
 def uow() -> UnitOfWork:
     """This request's unit of work, created on first use and closed when the request ends."""
     if "uow" not in g:
@@ -33,6 +44,7 @@ def uow() -> UnitOfWork:
             services().db,
             publisher=BrokerPublisher(settings()),
             origin=Origin(ip=request.remote_addr, user_agent=request.user_agent.string or None),
+            tenant=tenant_context(),
         )
     unit: UnitOfWork = g.uow
     return unit

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
@@ -33,6 +33,12 @@ CONTENT_SECURITY_POLICY = {
     "base-uri": "'none'",
     "object-src": "'none'",
 }
+
+
+def auth_rate_limited(view: F) -> F:
+    """Log-in, sign-up and reset forms: a tighter limit per client address on their POSTs."""
+    view.auth_rate_limited = True  # type: ignore[attr-defined]
+    return view
 
 
 def plain_http_allowed(view: F) -> F:
@@ -62,21 +68,52 @@ def init_app(app: Flask, settings: Settings) -> None:
         permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()"},
     )
     CSRFProtect(app)
+
+    def application_limit() -> str:
+        """The seed's limits: per account once logged in, per address before."""
+        if g.get("view") is not None:
+            return settings.rate_limit_authenticated
+        return settings.rate_limit_anonymous
+
     limiter = Limiter(
-        key_func=get_remote_address,
+        key_func=_client_key,
         app=app,
         storage_uri=settings.redis_url or "memory://",
         storage_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
         if settings.redis_url else {},
-        default_limits=[settings.rate_limit_anonymous],
+        # One budget across all pages (default_limits would give each page its own).
+        application_limits=[application_limit],
         headers_enabled=True,
         # Fail open: a Redis outage must not turn every page into an error.
         swallow_errors=True,
         key_prefix="platform-limits",
         strategy="fixed-window",
+        on_breach=_record_breach,
     )
     limiter.request_filter(_exempt)
     app.extensions["platform_limiter"] = limiter
+
+
+def apply_route_limits(app: Flask, settings: Settings) -> None:
+    """Wrap the views marked with @auth_rate_limited; call after the blueprints are registered."""
+    limiter: Limiter = app.extensions["platform_limiter"]
+    tight = limiter.limit(settings.rate_limit_auth_endpoints, key_func=get_remote_address,
+                          methods=["POST"], scope="auth-endpoints")
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "auth_rate_limited", False):
+            app.view_functions[endpoint] = tight(view)
+
+
+def _client_key() -> str:
+    view = g.get("view")
+    return f"account:{view.account_id}" if view is not None else f"ip:{get_remote_address()}"
+
+
+def _record_breach(limit: Any) -> None:
+    from core.events.types import EventType
+    from web.authn import record_security
+
+    record_security(EventType.RATE_LIMIT_EXCEEDED, limit=str(limit.limit))
 
 
 def _exempt() -> bool:

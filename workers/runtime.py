@@ -14,6 +14,7 @@ import dramatiq
 
 from core.config import Settings
 from core.services import Services
+from core.tenancy.context import TenantContext
 from core.uow import Origin, UnitOfWork
 
 
@@ -25,8 +26,9 @@ class Runtime:
     def unit_of_work(self, origin: Origin | None = None) -> UnitOfWork:
         from workers.publisher import BrokerPublisher
 
+        # Workers act for the platform: every tenant's rows, in both walls.
         return UnitOfWork(self.services.db, publisher=BrokerPublisher(self.settings),
-                          origin=origin)
+                          origin=origin, tenant=TenantContext.system())
 
 
 _runtime: Runtime | None = None

@@ -8,9 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
+from core.tenancy.context import TenantOwned
 
 
-class AuditEntry(Base):
+class AuditEntry(TenantOwned, Base):
     __tablename__ = "audit_entries"
 
     id: Mapped[int] = mapped_column(
@@ -33,4 +34,5 @@ class AuditEntry(Base):
         sa.Index("ix_audit_entries_tenant_created", "tenant_id", "created_at"),
         sa.Index("ix_audit_entries_actor_created", "actor_account_id", "created_at"),
         sa.Index("ix_audit_entries_type_created", "type", "created_at"),
+        sa.Index("ix_audit_entries_subject_created", "subject", "created_at"),
     )

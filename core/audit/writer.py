@@ -1,8 +1,9 @@
 """The audit writer: turns committed events into audit entries, many rows per transaction.
 
 Every message to the writer drains whatever is waiting, so under load the first message writes
-a large batch and the ones behind it find nothing left to do. `event_id` is unique, so a
-redelivered message or two writers at once never write an entry twice.
+a large batch and the ones behind it find nothing left to do. Two writers at once queue on the
+row locks and the second finds the rows already audited; `event_id` is unique besides, so a
+redelivered message never writes an entry twice.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
             .where(Event.audited_at.is_(None))
             .order_by(Event.occurred_at)
             .limit(batch)
-            .with_for_update(skip_locked=True)
+            # Wait rather than skip: the fast path's "mark dispatched" holds these rows for a
+            # moment right after publishing, and skipping them would leave them for the sweep.
+            .with_for_update()
         ).scalars().all()
         if not events:
             uow.rollback()

@@ -7,9 +7,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, new_id
+from core.tenancy.context import TenantOwned
 
 
-class Notification(Base):
+class Notification(TenantOwned, Base):
     __tablename__ = "notifications"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

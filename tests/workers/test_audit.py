@@ -10,13 +10,14 @@ from core.audit.security import security_entry
 from core.events.models import Event
 from core.events.types import EventType
 from core.logs import request_id_var
+from core.tenancy.context import system_session
 from core.uow import Origin
 from workers.runtime import runtime
 from workers.security_audit import send_security_entry
 
 
 def _audit_rows(db) -> list[AuditEntry]:
-    with db.session() as session:
+    with system_session(db) as session:
         return list(session.execute(sa.select(AuditEntry).order_by(AuditEntry.id)).scalars())
 
 
@@ -33,7 +34,7 @@ def test_batch_writer_writes_each_event_once(app, db) -> None:
     assert len(rows) == 1200
     assert {r.details["n"] for r in rows} == set(range(1200))
     assert {(r.ip, r.user_agent) for r in rows} == {("198.51.100.7", "agent/1")}
-    with db.session() as session:
+    with system_session(db) as session:
         assert session.execute(sa.select(sa.func.count()).where(
             Event.audited_at.is_(None))).scalar_one() == 0
 
@@ -52,7 +53,7 @@ def test_security_entry_goes_straight_to_the_audit_queue(app, worker, db) -> Non
     assert (row.type, row.subject, row.ip, row.request_id) == (
         "ACCESS_DENIED", "account:42", "192.0.2.1", "req-denied-0001")
     assert row.details == {"path": "/admin"}
-    with db.session() as session:
+    with system_session(db) as session:
         assert session.execute(sa.select(sa.func.count()).select_from(Event)).scalar_one() == 0
 
 

@@ -13,6 +13,7 @@ from core.audit.models import AuditEntry
 from core.events import outbox
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.mail.test_email import request_test_email
+from core.tenancy.context import system_session
 from core.uow import Origin
 from workers.publisher import BrokerPublisher
 from workers.runtime import runtime
@@ -29,7 +30,7 @@ def mail_app(smtp_server, settings, db):
 
 
 def _count(db, model) -> int:
-    with db.session() as session:
+    with system_session(db) as session:
         return session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
 
 
@@ -40,7 +41,7 @@ def test_a_committed_event_sends_exactly_one_email(mail_app, worker, smtp_server
     worker.drain()
     [message] = smtp_server.wait_for(1)
     assert message["Message-ID"].strip() == f"<{event.id}.send_test_email@practice.localhost>"
-    with db.session() as session:
+    with system_session(db) as session:
         stored = session.get(Event, event.id)
         assert stored.dispatched_at is not None and stored.audited_at is not None
         [entry] = session.execute(sa.select(AuditEntry)).scalars().all()
@@ -82,7 +83,7 @@ def test_a_message_published_twice_is_handled_once(mail_app, worker, smtp_server
     BrokerPublisher(runtime().settings).publish([event])
     worker.drain()
     assert len(smtp_server.wait_for(1)) == 1
-    with db.session() as session:
+    with system_session(db) as session:
         run = session.get(HandlerRun, (event.id, "send_test_email"))
         assert (run.status, run.attempts) == ("done", 1)
     assert _count(db, AuditEntry) == 1
@@ -93,7 +94,7 @@ def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db) -
     with runtime().unit_of_work() as uow:
         events = [request_test_email(uow, f"user{i}@example.com") for i in range(3)]
         uow.commit()
-    with db.session() as session:
+    with system_session(db) as session:
         assert session.execute(sa.select(sa.func.count()).where(
             Event.dispatched_at.is_(None))).scalar_one() == 3
     from tests.support.workers import EmbeddedWorker

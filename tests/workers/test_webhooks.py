@@ -35,10 +35,11 @@ def _app(settings, db, receiver, *, allow_private: bool):
     return create_app(configured, services=Services.build(configured, db=db))
 
 
-def _record(type_: EventType, n: int) -> list:
+def _record(type_: EventType, n: int, before_commit=lambda events: None) -> list:
     tenant = uuid.uuid4()
     with runtime().unit_of_work() as uow:
         events = [uow.record(type_, tenant_id=tenant, payload={"n": i}) for i in range(n)]
+        before_commit(events)
         uow.commit()
     return events
 
@@ -59,8 +60,10 @@ def test_each_event_is_delivered_signed_once_and_retries_keep_the_id(
         with runtime().unit_of_work() as uow:
             ignored = uow.record(EventType.LOGIN_FAILED)  # not in WEBHOOK_EVENTS
             uow.commit()
-        events = _record(EventType.USER_CREATED, 4)
-        receiver.fail_next[str(events[0].id)] = 2
+        def fail_first_twice(events):
+            receiver.fail_next[str(events[0].id)] = 2
+
+        events = _record(EventType.USER_CREATED, 4, before_commit=fail_first_twice)
         worker.drain()
     finally:
         worker.stop()

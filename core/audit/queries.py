@@ -1,0 +1,42 @@
+"""Reading the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.audit.models import AuditEntry
+from core.events.types import EventType
+from core.tenancy.context import crossing_tenants
+
+SECURITY_ACTIVITY = (
+    EventType.USER_LOGIN, EventType.LOGIN_FAILED, EventType.LOGOUT, EventType.ACCOUNT_LOCKED,
+    EventType.ACCOUNT_UNLOCKED, EventType.PASSWORD_CHANGED, EventType.PASSWORD_RESET_REQUESTED,
+    EventType.SESSION_REVOKED, EventType.ROLE_SWITCHED, EventType.EMAIL_VERIFIED,
+    EventType.ACCOUNT_ADDED,
+)
+
+
+def security_activity(session: Session, identity_id: uuid.UUID,
+                      *, limit: int = 10) -> Sequence[AuditEntry]:
+    """A person's own security history, across all their accounts and practices."""
+    with crossing_tenants(session):
+        return session.execute(
+            sa.select(AuditEntry)
+            .where(AuditEntry.subject == f"identity:{identity_id}",
+                   AuditEntry.type.in_([str(t) for t in SECURITY_ACTIVITY]))
+            .order_by(AuditEntry.created_at.desc())
+            .limit(limit)
+        ).scalars().all()
+
+
+def recent(session: Session, *, types: Sequence[str] | None = None,
+           limit: int = 20) -> Sequence[AuditEntry]:
+    """The newest entries the session may see (its tenant; every tenant for admins)."""
+    query = sa.select(AuditEntry).order_by(AuditEntry.created_at.desc()).limit(limit)
+    if types:
+        query = query.where(AuditEntry.type.in_(list(types)))
+    return session.execute(query).scalars().all()

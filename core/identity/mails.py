@@ -1,0 +1,124 @@
+"""E-mails about identities, each a handler on the `email` queue.
+
+Links carry tokens created here, in the worker, so the raw token exists only in the e-mail.
+Every handler re-reads the state it needs and returns early when there is nothing to send.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
+from core.events.types import EventType
+from core.identity import links, tokens
+from core.identity.models import Identity, Invitation, TokenPurpose
+from core.mail.render import compose, message_id_for
+from core.tenancy.models import Tenant
+from core.tenancy.service import by_slug
+
+
+def _identity(ctx: HandlerContext) -> Identity | None:
+    subject = ctx.event.subject or ""
+    if not subject.startswith("identity:"):
+        return None
+    return ctx.uow.session.get(Identity, uuid.UUID(subject.removeprefix("identity:")))
+
+
+def _send(ctx: HandlerContext, template: str, to: str, handler_name: str, **context: Any) -> None:
+    settings = ctx.services.settings
+    message = compose(template, to=to, sender=settings.mail_from,
+                      message_id=message_id_for(ctx.event.id, handler_name, settings.mail_from),
+                      context={"public_url": settings.public_url, **context})
+    ctx.services.mailer.send(message)
+
+
+def _link(ctx: HandlerContext, path: str, **values: str) -> str:
+    return links.absolute(ctx.services.settings.public_url, path, **values)
+
+
+@handler(name="send_verification_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.USER_CREATED, EventType.EMAIL_VERIFICATION_REQUESTED})
+def send_verification_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None or identity.email_verified_at is not None:
+        return  # invited people proved their address by following the invitation
+    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.VERIFY_EMAIL, ctx.event.id)
+    _send(ctx, "verify_email", identity.email, "send_verification_email",
+          link=_link(ctx, links.VERIFY_EMAIL, token=raw))
+
+
+@handler(name="send_signup_exists_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.SIGNUP_EMAIL_EXISTS})
+def send_signup_exists_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None:
+        return
+    slug = ctx.event.payload.get("tenant")
+    tenant = by_slug(ctx.uow.session, slug) if slug else None
+    _send(ctx, "signup_exists", identity.email, "send_signup_exists_email",
+          role=ctx.event.payload.get("role", "client"),
+          practice=tenant.name if tenant else None,
+          login_link=_link(ctx, links.LOGIN),
+          join_link=_link(ctx, links.JOIN, slug=slug) if slug else _link(ctx, links.SIGNUP),
+          reset_link=_link(ctx, links.FORGOT_PASSWORD))
+
+
+@handler(name="send_password_reset_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.PASSWORD_RESET_REQUESTED})
+def send_password_reset_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None:
+        return
+    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.RESET_PASSWORD, ctx.event.id)
+    _send(ctx, "password_reset", identity.email, "send_password_reset_email",
+          link=_link(ctx, links.RESET_PASSWORD, token=raw))
+
+
+@handler(name="send_password_changed_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.PASSWORD_CHANGED})
+def send_password_changed_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None:
+        return
+    _send(ctx, "password_changed", identity.email, "send_password_changed_email",
+          when=ctx.event.occurred_at.strftime("%Y-%m-%d %H:%M UTC"), ip=ctx.event.ip,
+          reset_link=_link(ctx, links.FORGOT_PASSWORD))
+
+
+@handler(name="send_lockout_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.ACCOUNT_LOCKED})
+def send_lockout_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None:
+        return
+    _send(ctx, "account_locked", identity.email, "send_lockout_email",
+          minutes=ctx.event.payload.get("minutes"), ip=ctx.event.ip,
+          reset_link=_link(ctx, links.FORGOT_PASSWORD))
+
+
+@handler(name="send_invitation_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.INVITATION_SENT})
+def send_invitation_email(ctx: HandlerContext) -> None:
+    invitation = ctx.uow.session.get(Invitation,
+                                     uuid.UUID(ctx.event.payload["invitation_id"]))
+    if invitation is None or invitation.accepted_at or invitation.revoked_at:
+        return
+    tenant = ctx.uow.session.get(Tenant, invitation.tenant_id)
+    raw = tokens.new_secret()
+    invitation.token_hash = tokens.digest(raw)
+    _send(ctx, "invitation", invitation.email, "send_invitation_email",
+          practice=tenant.name if tenant else "a practice",
+          link=_link(ctx, links.INVITATION, token=raw),
+          expires=invitation.expires_at.strftime("%d %B %Y"))
+
+
+@handler(name="send_set_password_email", queue="email", retry=EMAIL_RETRY,
+         events={EventType.ADMIN_CREATED})
+def send_set_password_email(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    if identity is None or not ctx.event.payload.get("send_link"):
+        return
+    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.SET_PASSWORD, ctx.event.id)
+    _send(ctx, "set_password", identity.email, "send_set_password_email",
+          link=_link(ctx, links.SET_PASSWORD, token=raw))

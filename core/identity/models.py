@@ -1,0 +1,132 @@
+"""One identity (one e-mail, one password) owns at most one account per role."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, new_id
+from core.tenancy.context import TenantOwned
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    THERAPIST = "therapist"
+    ADMIN = "admin"
+
+    @property
+    def label(self) -> str:
+        return {"client": "Client", "therapist": "Therapist", "admin": "Platform admin"}[self.value]
+
+
+class Identity(Base):
+    """The person behind the accounts; its id is the auth user id."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    # Stored normalised (trimmed, lower-case), so uniqueness is case-insensitive.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    email_verified_at: Mapped[datetime | None]
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    first_failed_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+    lockouts: Mapped[int] = mapped_column(default=0)
+    last_account_id: Mapped[uuid.UUID | None]
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+    password_changed_at: Mapped[datetime | None]
+
+
+class Account(TenantOwned, Base):
+    """A role account. Found by (identity id, role) and nothing else."""
+
+    __tablename__ = "accounts"
+
+    # The first account's id equals its identity's id; later accounts get their own.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("identities.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))
+    # Admin accounts belong to no tenant: they see all of them.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE")
+    )
+    display_name: Mapped[str] = mapped_column(sa.String(120))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.UniqueConstraint("identity_id", "role"),
+        sa.CheckConstraint("role IN ('client', 'therapist', 'admin')", name="role"),
+        sa.CheckConstraint("(role = 'admin') = (tenant_id IS NULL)", name="admin_has_no_tenant"),
+        sa.Index("ix_accounts_tenant_role", "tenant_id", "role"),
+    )
+
+
+class AuthSession(Base):
+    """A logged-in browser. The cookie holds a random id; we keep only its hash."""
+
+    __tablename__ = "auth_sessions"
+
+    id_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[uuid.UUID]
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(sa.String(45))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(400))
+    revoked_at: Mapped[datetime | None]
+    # Why it ended: logout, rotated, revoked, password_changed …
+    ended_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password
+    SET_PASSWORD = "set_password"  # noqa: S105 - a purpose, not a password
+
+
+class Token(Base):
+    """A single-use link token (verification, reset). Only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(sa.String(24))
+    # The event that asked for it: a redelivered e-mail handler reuses nothing and adds nothing.
+    source_event_id: Mapped[uuid.UUID | None] = mapped_column(unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class Invitation(TenantOwned, Base):
+    """A therapist's invitation for a client to join the practice."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))
+    invited_by_account_id: Mapped[uuid.UUID]
+    token_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_account_id: Mapped[uuid.UUID | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,1 @@
+"""Practices (tenants) and the walls between them."""

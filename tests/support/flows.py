@@ -1,0 +1,56 @@
+"""What a person does in the browser, done with the Flask test client (plus e-mail links)."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from urllib.parse import urlsplit
+
+PASSWORD = "correct horse battery staple"
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def post_form(client, path: str, data: dict, *, page: str | None = None, **kwargs):
+    token = csrf_token(client, page or path)
+    return client.post(path, data={"csrf_token": token, **data}, **kwargs)
+
+
+def link_in(message: EmailMessage, path_prefix: str) -> str:
+    """The path of the first link in the e-mail's text part that starts with `path_prefix`."""
+    text = message.get_body(("plain",)).get_content()
+    for url in re.findall(r"https?://\S+", text):
+        path = urlsplit(url).path
+        if path.startswith(path_prefix):
+            return path
+    raise AssertionError(f"no {path_prefix} link in:\n{text}")
+
+
+def session_cookie(client) -> str | None:
+    cookie = client.get_cookie("session")
+    return cookie.value if cookie else None
+
+
+def signup_therapist(client, *, email: str, practice: str = "Harbour Counselling",
+                     name: str = "Dr Ada Lovelace", password: str = PASSWORD):
+    return post_form(client, "/signup", {"practice_name": practice, "display_name": name,
+                                         "email": email, "password": password})
+
+
+def confirm(client, path: str):
+    """Open an e-mailed confirmation link and press its button."""
+    assert client.get(path).status_code == 200
+    return post_form(client, path, {}, page=path)
+
+
+def login(client, email: str, password: str = PASSWORD):
+    return post_form(client, "/login", {"email": email, "password": password})
+
+
+def logout(client):
+    return post_form(client, "/logout", {}, page="/")
