@@ -22,6 +22,7 @@ from core.events.outbox import EventPublisher, PublishDeferred, mark_dispatched
 from core.events.types import EventType
 from core.logs import request_id_var
 from core.tenancy.context import TenantContext, set_context
+from core.text import storable, storable_text
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,11 @@ class UnitOfWork:
             type=str(type),
             tenant_id=tenant_id,
             actor_account_id=actor_account_id,
-            subject=subject,
-            payload=payload or {},
+            subject=storable_text(subject, 120),
+            payload=storable(payload or {}),
             request_id=request_id_var.get(),
             ip=self.origin.ip,
-            user_agent=(self.origin.user_agent or None) and self.origin.user_agent[:400],
+            user_agent=storable_text(self.origin.user_agent, 400),
             occurred_at=clock.now(),
             attempts=0,
         )
@@ -129,6 +130,13 @@ class UnitOfWork:
             self.session.rollback()
             log.warning("could not mark %d event(s) dispatched (%s); the relay may send them "
                         "again (handlers are idempotent)", len(events), type(error).__name__)
+
+    def end_idle_transaction(self) -> None:
+        """End the transaction if it holds nothing unsaved (it only read). Lets another
+        connection of this thread write meanwhile; SQLite would otherwise wait on us."""
+        session = self.session
+        if not (self._pending or session.new or session.dirty or session.deleted):
+            session.rollback()
 
     def rollback(self) -> None:
         self._pending.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from core.errors import NotFound, ValidationFailed
@@ -40,8 +40,7 @@ def revoke_session(id_hash: str) -> Response:
         try:
             service.revoke_session(uow(), services().cache, _me(), id_hash)
         except NotFound:
-            flash("That session has already ended.", "info")
-            return redirect(url_for("account.list_sessions"))
+            abort(404)  # not one of yours: never say whether it exists
         uow().commit()
         flash("That session is logged out.", "success")
     return redirect(url_for("account.list_sessions"))

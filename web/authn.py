@@ -20,7 +20,7 @@ from core.audit.security import security_entry
 from core.events.types import EventType
 from core.identity import sessions
 from core.identity.sessions import SessionView
-from core.tenancy.context import system_session
+from core.tenancy.context import crossing_tenants
 from core.uow import Origin
 from web.context import services, settings, uow
 from web.errors import error_response, wants_json
@@ -64,6 +64,8 @@ def origin() -> Origin:
 def record_security(type_: EventType, **fields: Any) -> None:
     """A security audit entry that has no transaction of its own; never dropped."""
     view = current()
+    if "uow" in g:
+        g.uow.end_idle_transaction()
     entry = security_entry(
         type_, origin(),
         tenant_id=view.tenant_uuid if view else None,
@@ -116,11 +118,12 @@ M = TypeVar("M")
 def owned_or_404(model: type[M], object_id: uuid.UUID) -> M:
     """The tenant guard: an object of the current tenant, else 404 — and if it exists in another
     tenant, an ACCESS_DENIED entry (the answer never says it exists)."""
-    found = uow().session.get(model, object_id)
+    session = uow().session
+    found = session.get(model, object_id)
     if found is not None:
         return found
     table = model.__table__  # type: ignore[attr-defined]
-    with system_session(services().db) as session:
+    with crossing_tenants(session):
         exists = session.execute(sa.select(table.c.id).where(table.c.id == object_id)).first()
     if exists:
         record_security(EventType.ACCESS_DENIED, reason="tenant",

@@ -11,6 +11,7 @@ from core import clock
 from core.events.models import Event
 from core.events.types import EventType
 from core.logs import request_id_var
+from core.text import storable, storable_text
 from core.uow import Origin
 
 SECURITY_EVENTS = frozenset({
@@ -34,11 +35,11 @@ def security_entry(
         "type": str(type),
         "tenant_id": str(tenant_id) if tenant_id else None,
         "actor_account_id": str(actor_account_id) if actor_account_id else None,
-        "subject": subject,
+        "subject": storable_text(subject, 120),
         "ip": origin.ip,
-        "user_agent": (origin.user_agent or "")[:400] or None,
+        "user_agent": storable_text(origin.user_agent, 400),
         "request_id": request_id_var.get(),
-        "payload": payload or {},
+        "payload": storable(payload or {}),
         "occurred_at": clock.now().isoformat(),
     }
 

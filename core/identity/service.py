@@ -465,8 +465,10 @@ def logout(uow: UnitOfWork, cache: Cache, view: sessions.SessionView) -> None:
 def revoke_session(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
                    target_hash: str) -> None:
     record = uow.session.get(AuthSession, target_hash)
-    if record is None or str(record.identity_id) != view.identity_id or record.revoked_at:
+    if record is None or str(record.identity_id) != view.identity_id:
         raise NotFound("No such session.")
+    if record.revoked_at is not None:
+        return  # ended meanwhile (another tab, a timeout): nothing left to do
     sessions.end(uow.session, cache, target_hash, "revoked")
     uow.record(EventType.SESSION_REVOKED, tenant_id=view.tenant_uuid,
                actor_account_id=view.account_uuid, subject=f"identity:{view.identity_id}",

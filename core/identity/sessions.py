@@ -23,6 +23,7 @@ from core.identity.models import Account, AuthSession, Identity
 from core.identity.tokens import digest, new_secret
 from core.tenancy.context import crossing_tenants
 from core.tenancy.models import Tenant
+from core.text import storable_text
 
 CACHE_TTL_SECONDS = 300
 # last_seen_at is written at most this often per session (it drives the idle timeout).
@@ -88,7 +89,7 @@ def start(session: Session, identity: Identity, account: Account, *, ip: str | N
     now = clock.now()
     session.add(AuthSession(id_hash=digest(raw), identity_id=identity.id, account_id=account.id,
                             created_at=now, last_seen_at=now, ip=ip,
-                            user_agent=(user_agent or "")[:400] or None))
+                            user_agent=storable_text(user_agent, 400)))
     identity.last_account_id = account.id
     account.last_seen_at = now
     return raw

@@ -4,8 +4,9 @@ import re
 
 # Deliberately plain: one @, a dot in the domain, no spaces or angle brackets. The real test
 # of an address is the verification e-mail.
-_ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+_LOCAL = r"[^@\s<>()\[\],;:\"\x00-\x1f\x7f]{1,64}"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+_ADDRESS = re.compile(rf"^{_LOCAL}@{_LABEL}(?:\.{_LABEL})+$")
 MAX_LENGTH = 254
 
 

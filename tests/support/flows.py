@@ -49,7 +49,7 @@ def confirm(client, path: str):
 
 
 def login(client, email: str, password: str = PASSWORD):
-    return post_form(client, "/login", {"email": email, "password": password})
+    return post_form(client, "/login", {"email": email, "password": password}, page="/")
 
 
 def logout(client):

@@ -137,3 +137,17 @@ def test_rate_limit_headers_and_429(app, settings) -> None:
     assert "Too many requests" in last.get_data(as_text=True)
     # Probes are never limited.
     assert client.get("/api/health/live").status_code == 200
+
+
+def test_templates_carry_no_inline_styles_or_scripts() -> None:
+    """The CSP blocks inline style attributes and un-nonced scripts; none may creep in."""
+    from pathlib import Path
+
+    offenders = []
+    for path in (Path(__file__).resolve().parents[2] / "web" / "templates").rglob("*.html"):
+        html = path.read_text()
+        if re.search(r'\sstyle="', html) or re.search(r"<script(?![^>]*nonce=)", html):
+            offenders.append(str(path))
+        if re.search(r"\son[a-z]+=\"", html):  # onclick= and friends are inline script
+            offenders.append(str(path))
+    assert offenders == []

@@ -1,0 +1,288 @@
+"""The identity story end to end, in Chromium, against a live server that sends real e-mail.
+
+A therapist signs up, confirms her address from the e-mail, logs out and in, invites a client
+who signs up from the invitation, joins a second practice as a client with the same login,
+switches roles, and finally logs out every other browser from her sessions page.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import dramatiq
+import pytest
+from playwright.sync_api import Page, expect
+
+from core.services import Services
+from tests.browser.conftest import Tab
+from tests.conftest import free_port
+from tests.support.flows import PASSWORD, link_in
+from tests.support.platform import Platform
+from tests.support.workers import EmbeddedWorker
+from web import create_app
+
+pytestmark = pytest.mark.browser
+
+ADA = "ada@harbour.example"
+ADA_NAME = "Dr Ada Lovelace"
+HARBOUR = "Harbour Counselling"
+CLIENT = "client@example.com"
+CLIENT_NAME = "Charles Babbage"
+GRACE = "grace@elm.example"
+ELM = "Elm Street"
+
+
+# -- a live server for the whole platform --------------------------------------------------------
+
+@dataclass
+class LivePlatform(Platform):
+    url: str = ""
+
+
+@pytest.fixture
+def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
+    """The app (real SMTP, in-process worker) served over HTTP on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    configured = settings.with_overrides(smtp_url=smtp_server.url, public_url=url)
+    app = create_app(configured, services=Services.build(configured, db=db))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    worker = EmbeddedWorker(dramatiq.get_broker())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    running = LivePlatform(app=app, smtp=smtp_server, worker=worker, db=db, url=url)
+    try:
+        yield running
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        worker.stop()
+
+
+@pytest.fixture
+def open_tab(chromium, platform) -> Iterator:
+    """open_tab() -> a Tab in a fresh browser context (its own cookies) on the live platform."""
+    tabs: list[Tab] = []
+
+    def open_(**context_options) -> Tab:
+        tab = Tab(chromium, platform.url, **context_options)
+        # Where each console error happened, for the failure message.
+        tab.error_pages = []
+        tab.page.on("console", lambda m: m.type == "error" and tab.error_pages.append(
+            urlsplit(tab.page.url).path))
+        tabs.append(tab)
+        return tab
+
+    yield open_
+    for tab in tabs:
+        tab.close()
+
+
+# -- what a person does ------------------------------------------------------------------------
+
+def heading(page: Page):
+    return page.get_by_role("heading", level=1)
+
+
+def flash(page: Page, text: str):
+    return page.locator(".flashes").get_by_role("status").filter(has_text=text)
+
+
+def open_link_from_email(tab: Tab, platform: LivePlatform, address: str, prefix: str) -> str:
+    """Wait for the e-mail to `address` (drains the worker) and open its `prefix` link."""
+    path = link_in(platform.last_mail_to(address), prefix)
+    response = tab.goto(path)
+    assert response is not None and response.status == 200, \
+        f"{path} from the e-mail to {address} answered {response and response.status}"
+    return path
+
+
+def signup(tab: Tab, *, practice: str, name: str, email: str,
+           password: str = PASSWORD) -> None:
+    tab.goto("/signup")
+    page = tab.page
+    expect(heading(page)).to_have_text("Start your practice")
+    page.get_by_label("Practice name").fill(practice)
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create my practice").click()
+    expect(heading(page), "sign-up should end on the check-your-e-mail page") \
+        .to_have_text("Check your e-mail")
+
+
+def confirm_address(tab: Tab, platform: LivePlatform, email: str) -> None:
+    """Open the confirmation link from the e-mail and press its button."""
+    open_link_from_email(tab, platform, email, "/verify-email/")
+    page = tab.page
+    expect(heading(page)).to_have_text("Confirm your e-mail address")
+    page.get_by_role("button", name="Confirm my address").click()
+    expect(flash(page, "Thank you, your e-mail address is confirmed.")).to_be_visible()
+
+
+def sign_up_verified_therapist(tab: Tab, platform: LivePlatform, *, practice: str, name: str,
+                               email: str) -> None:
+    signup(tab, practice=practice, name=name, email=email)
+    confirm_address(tab, platform, email)
+    expect_therapist_dashboard(tab, practice)
+
+
+def log_in(tab: Tab, email: str, password: str = PASSWORD) -> None:
+    page = tab.page
+    if "/login" not in page.url:
+        tab.goto("/login")
+    expect(heading(page)).to_have_text("Log in")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def log_out(tab: Tab) -> None:
+    tab.page.get_by_role("banner").get_by_role("button", name="Log out").click()
+
+
+def expect_therapist_dashboard(tab: Tab, practice: str) -> None:
+    page = tab.page
+    expect(page, "the therapist's home is /therapist").to_have_url(tab.base_url + "/therapist")
+    expect(heading(page), "the therapist dashboard is titled with the practice") \
+        .to_have_text(practice)
+    expect(page.get_by_role("heading", name="Invite a client")).to_be_visible()
+
+
+def expect_client_dashboard(tab: Tab, name: str, practice: str) -> None:
+    page = tab.page
+    expect(page, "the client's home is /client").to_have_url(tab.base_url + "/client")
+    expect(heading(page)).to_have_text(f"Hello, {name}")
+    expect(page.locator(".page-title .badge")).to_have_text(f"Client of {practice}")
+
+
+def invitation_row(page: Page, email: str):
+    return page.get_by_role("row").filter(has_text=email)
+
+
+def role_switcher(page: Page):
+    return page.get_by_role("banner").get_by_label("Working as")
+
+
+def console_report(tabs: dict[str, Tab]) -> str:
+    lines = ["console errors:"]
+    for name, tab in tabs.items():
+        if tab.errors:
+            kinds = sorted({re.sub(r"nonce-[^']+", "nonce-…", error) for error in tab.errors})
+            lines.append(f"  {name}: {len(tab.errors)} on {sorted(set(tab.error_pages))}: {kinds}")
+    return "\n".join(lines)
+
+
+# -- the story ---------------------------------------------------------------------------------
+
+def test_therapist_and_client_identity_story(platform, open_tab) -> None:
+    # 1. Ada starts her practice.
+    ada = open_tab()
+    signup(ada, practice=HARBOUR, name=ADA_NAME, email=ADA)
+    message = platform.last_mail_to(ADA)
+    assert message["Subject"] == "Confirm your e-mail address"
+
+    # 2. She confirms her address from the e-mail and lands on her dashboard.
+    confirm_address(ada, platform, ADA)
+    expect_therapist_dashboard(ada, HARBOUR)
+    banner = ada.page.get_by_role("banner")
+    expect(banner.locator(".badge"), "one role: a badge, not a switcher").to_have_text("Therapist")
+    expect(role_switcher(ada.page)).to_have_count(0)
+
+    # 3. Log out from the header.
+    log_out(ada)
+    expect(ada.page).to_have_url(re.compile(r"/login$"))
+    expect(heading(ada.page)).to_have_text("Log in")
+    expect(flash(ada.page, "You are logged out.")).to_be_visible()
+
+    # 4. Log in again.
+    log_in(ada, ADA)
+    expect_therapist_dashboard(ada, HARBOUR)
+
+    # 5. Invite a client.
+    invite = ada.page.locator("section").filter(
+        has=ada.page.get_by_role("heading", name="Invite a client"))
+    invite.get_by_label("E-mail address").fill(CLIENT)
+    invite.get_by_role("button", name="Send invitation").click()
+    expect(flash(ada.page, f"Invitation sent to {CLIENT}.")).to_be_visible()
+    expect(invitation_row(ada.page, CLIENT)).to_contain_text("Waiting")
+    invitation = platform.last_mail_to(CLIENT)
+    assert invitation["Subject"] == f"{HARBOUR} invites you to Practice Platform"
+
+    # 6. The client, in another browser, signs up from the invitation.
+    charles = open_tab()
+    open_link_from_email(charles, platform, CLIENT, "/invite/")
+    expect(heading(charles.page)).to_have_text(f"{HARBOUR} invites you")
+    expect(charles.page.get_by_text(CLIENT)).to_be_visible()
+    charles.page.get_by_label("Your name").fill(CLIENT_NAME)
+    charles.page.get_by_label("Choose a password").fill(PASSWORD)
+    charles.page.get_by_role("button", name="Accept the invitation").click()
+    expect(flash(charles.page, f"Welcome to {HARBOUR}.")).to_be_visible()
+    expect_client_dashboard(charles, CLIENT_NAME, HARBOUR)
+    expect(charles.page.get_by_role("banner").locator(".badge")).to_have_text("Client")
+
+    ada.page.reload()
+    clients = ada.page.locator("section").filter(
+        has=ada.page.get_by_role("heading", name="Clients", exact=True))
+    expect(clients.get_by_role("link", name=CLIENT_NAME),
+           "the new client is listed on the therapist's dashboard").to_be_visible()
+    expect(invitation_row(ada.page, CLIENT)).to_contain_text("Accepted")
+
+    # 7. Another therapist starts a second practice, in a third browser.
+    grace = open_tab()
+    sign_up_verified_therapist(grace, platform, practice=ELM, name="Grace Hopper", email=GRACE)
+
+    # 8. Ada joins Elm Street as a client with the same login, then switches back.
+    ada.goto("/join/elm-street")
+    expect(heading(ada.page)).to_have_text(f"Join {ELM} as a client")
+    expect(ada.page.get_by_text(f"You are logged in as {ADA}.")).to_be_visible()
+    expect(ada.page.get_by_label("Your name as the practice will see it")).to_have_value(ADA_NAME)
+    ada.page.get_by_role("button", name="Join as a client").click()
+    expect(flash(ada.page, f"You have joined {ELM} as a client.")).to_be_visible()
+    expect_client_dashboard(ada, ADA_NAME, ELM)
+
+    switcher = role_switcher(ada.page)
+    expect(switcher, "two roles: the header offers a role switcher").to_be_visible()
+    expect(switcher).to_have_value("client")
+    options = switcher.locator("option")
+    expect(options).to_have_count(2)
+    assert sorted(t.strip() for t in options.all_inner_texts()) == \
+        [f"Client · {ELM}", f"Therapist · {HARBOUR}"], "the switcher lists both roles"
+    switcher.select_option("therapist")
+    ada.page.get_by_role("banner").get_by_role("button", name="Switch").click()
+    expect(flash(ada.page, "You are now working as therapist.")).to_be_visible()
+    expect_therapist_dashboard(ada, HARBOUR)
+    expect(role_switcher(ada.page)).to_have_value("therapist")
+
+    # 9. Ada logs in on a second device, then logs out everywhere else from the first.
+    laptop = open_tab()
+    log_in(laptop, ADA)
+    expect_therapist_dashboard(laptop, HARBOUR)  # the role she used last
+
+    ada.goto("/account/sessions")
+    expect(heading(ada.page)).to_have_text("Your sessions")
+    sessions = ada.page.locator("table tbody tr")
+    expect(sessions, "this browser and the second device").to_have_count(2)
+    expect(sessions.filter(has_text="This browser")).to_have_count(1)
+    ada.page.get_by_role("button", name="Log out everywhere else").click()
+    expect(flash(ada.page, "Logged out everywhere else (1 session).")).to_be_visible()
+    expect(sessions, "only this browser is left").to_have_count(1)
+    expect(sessions.filter(has_text="This browser")).to_have_count(1)
+
+    laptop.page.reload()
+    expect(laptop.page, "the second device's session has ended") \
+        .to_have_url(laptop.base_url + "/login?next=/therapist")
+    expect(heading(laptop.page)).to_have_text("Log in")
+
+    ada.goto("/therapist")
+    expect_therapist_dashboard(ada, HARBOUR)  # this browser is still logged in
+
+    # No console errors anywhere (a CSP violation, a failed script, a 404ed asset ...).
+    tabs = {"ada": ada, "charles": charles, "grace": grace, "laptop": laptop}
+    assert all(tab.errors == [] for tab in tabs.values()), console_report(tabs)

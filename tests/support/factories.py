@@ -1,0 +1,60 @@
+"""Test data made through the real services (so every invariant and event applies)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core import clock
+from core.identity import service
+from core.identity.models import Account, Identity, Invitation, Role
+from core.identity.sessions import start
+from core.tenancy.context import TenantContext, set_context
+from core.tenancy.models import Tenant
+from core.uow import UnitOfWork
+from tests.support.flows import PASSWORD
+
+
+@dataclass
+class Practice:
+    tenant: Tenant
+    therapist: Account
+    therapist_email: str
+    client: Account
+    client_email: str
+    invitation: Invitation
+    session_hash: str
+
+
+def practice(db, name: str, *, slug_hint: str) -> Practice:
+    """A verified therapist, one client and one pending invitation, all in a new practice."""
+    therapist_email = f"therapist@{slug_hint}.example"
+    client_email = f"client@{slug_hint}.example"
+    with UnitOfWork(db) as uow:
+        service.signup_therapist(uow, practice_name=name, display_name=f"Therapist of {name}",
+                                 email=therapist_email, password=PASSWORD)
+        uow.commit()
+        identity = service.identity_by_email(uow.session, therapist_email)
+        identity.email_verified_at = clock.now()
+        therapist = service.account_for(uow.session, identity.id, Role.THERAPIST)
+        tenant = uow.session.get(Tenant, therapist.tenant_id)
+        set_context(uow.session, TenantContext.of(tenant.id))
+        uow.commit()
+        service.signup_client(uow, tenant_slug=tenant.slug, display_name=f"Client of {name}",
+                              email=client_email, password=PASSWORD)
+        client_identity = service.identity_by_email(uow.session, client_email)
+        client_identity.email_verified_at = clock.now()
+        uow.commit()
+        client = service.account_for(uow.session, client_identity.id, Role.CLIENT)
+        set_context(uow.session, TenantContext.of(tenant.id))
+        invitation = service.invite_client(uow, therapist, f"invitee@{slug_hint}.example")
+        raw = start(uow.session, identity, therapist, ip="127.0.0.1", user_agent="factory")
+        uow.commit()
+    from core.identity.tokens import digest
+
+    return Practice(tenant, therapist, therapist_email, client, client_email, invitation,
+                    digest(raw))
+
+
+def identity_of(db, email: str) -> Identity:
+    with UnitOfWork(db) as uow:
+        return service.identity_by_email(uow.session, email)
