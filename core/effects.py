@@ -11,6 +11,7 @@ from core.config import Settings
 from core.events.handlers import Handler
 from core.identity import mails
 from core.mail.test_email import send_test_email
+from core.notifications.handlers import notify_therapists_of_new_client
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (
@@ -22,6 +23,7 @@ HANDLERS: tuple[Handler, ...] = (
     mails.send_invitation_email,
     mails.send_set_password_email,
     send_test_email,
+    notify_therapists_of_new_client,
     deliver_webhook,
 )
 

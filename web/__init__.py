@@ -26,13 +26,25 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_broker(broker)
     app.extensions["broker"] = broker
 
-    from web import account, auth, authn, cli, context, dashboards, errors, health, pages, security
+    from web import (
+        account,
+        auth,
+        authn,
+        cli,
+        context,
+        dashboards,
+        errors,
+        health,
+        notifications,
+        pages,
+        security,
+    )
 
     context.init_app(app)  # first: the request id must exist before anything can fail
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    for module in (pages, health, auth, dashboards, account):
+    for module in (pages, health, auth, dashboards, account, notifications):
         app.register_blueprint(module.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)

@@ -136,12 +136,13 @@ def _new_account(uow: UnitOfWork, identity: Identity, role: Role, tenant_id: uui
 
 
 def _register_new(uow: UnitOfWork, *, email: str, password_hash: str, display_name: str,
-                  role: Role, tenant: Tenant, verified: bool = False) -> Account:
+                  role: Role, tenant: Tenant, via: str, verified: bool = False) -> Account:
     identity = _new_identity(uow.session, email, password_hash, verified=verified)
     account = _new_account(uow, identity, role, tenant.id, display_name, first=True)
     uow.record(EventType.USER_CREATED, tenant_id=tenant.id, actor_account_id=account.id,
                subject=f"identity:{identity.id}",
-               payload={"role": str(role), "tenant": tenant.slug, "verified": verified})
+               payload={"role": str(role), "tenant": tenant.slug, "verified": verified,
+                        "via": via})
     return account
 
 
@@ -165,7 +166,8 @@ def signup_therapist(uow: UnitOfWork, *, practice_name: str, display_name: str, 
         return SignupOutcome.ALREADY_REGISTERED
     tenant = create_tenant(uow, values["practice_name"])
     _register_new(uow, email=values["email"], password_hash=password_hash,
-                  display_name=values["display_name"], role=Role.THERAPIST, tenant=tenant)
+                  display_name=values["display_name"], role=Role.THERAPIST, tenant=tenant,
+                  via="signup")
     return SignupOutcome.CREATED
 
 
@@ -184,7 +186,8 @@ def signup_client(uow: UnitOfWork, *, tenant_slug: str, display_name: str, email
         _tell_owner(uow, existing, Role.CLIENT, tenant=tenant)
         return SignupOutcome.ALREADY_REGISTERED
     _register_new(uow, email=values["email"], password_hash=password_hash,
-                  display_name=values["display_name"], role=Role.CLIENT, tenant=tenant)
+                  display_name=values["display_name"], role=Role.CLIENT, tenant=tenant,
+                  via="join")
     return SignupOutcome.CREATED
 
 
@@ -205,7 +208,7 @@ def practice_to_join(session: Session, slug: str) -> Tenant:
 # -- more role accounts ----------------------------------------------------------------------
 
 def add_client_account(uow: UnitOfWork, identity_id: uuid.UUID, tenant: Tenant, *,
-                       display_name: str) -> Account:
+                       display_name: str, via: str = "join") -> Account:
     """A logged-in person joins a practice as a client (their identity gains a client role)."""
     identity = uow.session.get(Identity, identity_id)
     if identity is None:
@@ -217,7 +220,7 @@ def add_client_account(uow: UnitOfWork, identity_id: uuid.UUID, tenant: Tenant, 
     account = _new_account(uow, identity, Role.CLIENT, tenant.id, name, first=False)
     uow.record(EventType.ACCOUNT_ADDED, tenant_id=tenant.id, actor_account_id=account.id,
                subject=f"identity:{identity.id}",
-               payload={"role": "client", "tenant": tenant.slug})
+               payload={"role": "client", "tenant": tenant.slug, "via": via})
     return account
 
 
@@ -315,7 +318,8 @@ def accept_invitation(uow: UnitOfWork, raw_token: str, *, display_name: str,
         if identity is None or identity.email != invitation.email:
             raise Forbidden(f"This invitation is for {invitation.email}. Log in with that "
                             "address to accept it.")
-        account = add_client_account(uow, identity.id, tenant, display_name=display_name)
+        account = add_client_account(uow, identity.id, tenant, display_name=display_name,
+                                     via="invitation")
     else:
         if identity_by_email(session, invitation.email) is not None:
             raise Forbidden("You already have an account. Log in to accept the invitation.")
@@ -327,7 +331,7 @@ def accept_invitation(uow: UnitOfWork, raw_token: str, *, display_name: str,
         account = _register_new(uow, email=invitation.email,
                                 password_hash=hash_password(values["password"]),
                                 display_name=values["display_name"], role=Role.CLIENT,
-                                tenant=tenant, verified=True)
+                                tenant=tenant, via="invitation", verified=True)
     set_context(session, TenantContext.of(tenant.id))
     invitation.accepted_at = clock.now()
     invitation.accepted_account_id = account.id

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import dramatiq
 import pytest
 
-from tests.conftest import IN_CI
+from core.services import Services
+from tests.conftest import IN_CI, free_port
+from tests.support.platform import Platform
+from tests.support.workers import EmbeddedWorker
+from web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -50,15 +59,51 @@ class Tab:
         self.context.close()
 
 
+# -- the whole platform, served over HTTP --------------------------------------------------------
+
+@dataclass
+class LivePlatform(Platform):
+    url: str = ""
+
+
 @pytest.fixture
-def open_tab(chromium, live_server):
+def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
+    """The app (real SMTP, in-process worker) served over HTTP on a free loopback port."""
+    from werkzeug.serving import make_server
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    configured = settings.with_overrides(smtp_url=smtp_server.url, public_url=url)
+    app = create_app(configured, services=Services.build(configured, db=db))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    worker = EmbeddedWorker(dramatiq.get_broker())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    running = LivePlatform(app=app, smtp=smtp_server, worker=worker, db=db, url=url)
+    try:
+        yield running
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        worker.stop()
+
+
+@pytest.fixture
+def open_tab(chromium, platform) -> Iterator:
+    """open_tab() -> a Tab in a fresh browser context (its own cookies) on the live platform."""
     tabs: list[Tab] = []
 
     def open_(**context_options) -> Tab:
-        tab = Tab(chromium, live_server.url, **context_options)
+        tab = Tab(chromium, platform.url, **context_options)
+        # Where each console error happened, for the failure message.
+        tab.error_pages = []
+        tab.page.on("console", lambda m: m.type == "error" and tab.error_pages.append(
+            urlsplit(tab.page.url).path))
         tabs.append(tab)
         return tab
 
     yield open_
     for tab in tabs:
         tab.close()
+
+

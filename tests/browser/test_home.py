@@ -9,7 +9,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_home_page_renders_without_console_errors(open_tab, worker) -> None:
+def test_home_page_renders_without_console_errors(open_tab) -> None:
     tab = open_tab()
     response = tab.goto("/")
     assert response.status == 200

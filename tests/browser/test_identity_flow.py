@@ -8,22 +8,26 @@ switches roles, and finally logs out every other browser from her sessions page.
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import dramatiq
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from core.services import Services
-from tests.browser.conftest import Tab
-from tests.conftest import free_port
-from tests.support.flows import PASSWORD, link_in
-from tests.support.platform import Platform
-from tests.support.workers import EmbeddedWorker
-from web import create_app
+from tests.browser.steps import (
+    confirm_address,
+    console_report,
+    expect_client_dashboard,
+    expect_therapist_dashboard,
+    flash,
+    heading,
+    invitation_row,
+    log_in,
+    log_out,
+    open_link_from_email,
+    role_switcher,
+    sign_up_verified_therapist,
+    signup,
+)
+from tests.support.flows import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -35,151 +39,6 @@ CLIENT_NAME = "Charles Babbage"
 GRACE = "grace@elm.example"
 ELM = "Elm Street"
 
-
-# -- a live server for the whole platform --------------------------------------------------------
-
-@dataclass
-class LivePlatform(Platform):
-    url: str = ""
-
-
-@pytest.fixture
-def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
-    """The app (real SMTP, in-process worker) served over HTTP on a free loopback port."""
-    from werkzeug.serving import make_server
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    configured = settings.with_overrides(smtp_url=smtp_server.url, public_url=url)
-    app = create_app(configured, services=Services.build(configured, db=db))
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    worker = EmbeddedWorker(dramatiq.get_broker())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    running = LivePlatform(app=app, smtp=smtp_server, worker=worker, db=db, url=url)
-    try:
-        yield running
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        worker.stop()
-
-
-@pytest.fixture
-def open_tab(chromium, platform) -> Iterator:
-    """open_tab() -> a Tab in a fresh browser context (its own cookies) on the live platform."""
-    tabs: list[Tab] = []
-
-    def open_(**context_options) -> Tab:
-        tab = Tab(chromium, platform.url, **context_options)
-        # Where each console error happened, for the failure message.
-        tab.error_pages = []
-        tab.page.on("console", lambda m: m.type == "error" and tab.error_pages.append(
-            urlsplit(tab.page.url).path))
-        tabs.append(tab)
-        return tab
-
-    yield open_
-    for tab in tabs:
-        tab.close()
-
-
-# -- what a person does ------------------------------------------------------------------------
-
-def heading(page: Page):
-    return page.get_by_role("heading", level=1)
-
-
-def flash(page: Page, text: str):
-    return page.locator(".flashes").get_by_role("status").filter(has_text=text)
-
-
-def open_link_from_email(tab: Tab, platform: LivePlatform, address: str, prefix: str) -> str:
-    """Wait for the e-mail to `address` (drains the worker) and open its `prefix` link."""
-    path = link_in(platform.last_mail_to(address), prefix)
-    response = tab.goto(path)
-    assert response is not None and response.status == 200, \
-        f"{path} from the e-mail to {address} answered {response and response.status}"
-    return path
-
-
-def signup(tab: Tab, *, practice: str, name: str, email: str,
-           password: str = PASSWORD) -> None:
-    tab.goto("/signup")
-    page = tab.page
-    expect(heading(page)).to_have_text("Start your practice")
-    page.get_by_label("Practice name").fill(practice)
-    page.get_by_label("Your name").fill(name)
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Create my practice").click()
-    expect(heading(page), "sign-up should end on the check-your-e-mail page") \
-        .to_have_text("Check your e-mail")
-
-
-def confirm_address(tab: Tab, platform: LivePlatform, email: str) -> None:
-    """Open the confirmation link from the e-mail and press its button."""
-    open_link_from_email(tab, platform, email, "/verify-email/")
-    page = tab.page
-    expect(heading(page)).to_have_text("Confirm your e-mail address")
-    page.get_by_role("button", name="Confirm my address").click()
-    expect(flash(page, "Thank you, your e-mail address is confirmed.")).to_be_visible()
-
-
-def sign_up_verified_therapist(tab: Tab, platform: LivePlatform, *, practice: str, name: str,
-                               email: str) -> None:
-    signup(tab, practice=practice, name=name, email=email)
-    confirm_address(tab, platform, email)
-    expect_therapist_dashboard(tab, practice)
-
-
-def log_in(tab: Tab, email: str, password: str = PASSWORD) -> None:
-    page = tab.page
-    if "/login" not in page.url:
-        tab.goto("/login")
-    expect(heading(page)).to_have_text("Log in")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-
-
-def log_out(tab: Tab) -> None:
-    tab.page.get_by_role("banner").get_by_role("button", name="Log out").click()
-
-
-def expect_therapist_dashboard(tab: Tab, practice: str) -> None:
-    page = tab.page
-    expect(page, "the therapist's home is /therapist").to_have_url(tab.base_url + "/therapist")
-    expect(heading(page), "the therapist dashboard is titled with the practice") \
-        .to_have_text(practice)
-    expect(page.get_by_role("heading", name="Invite a client")).to_be_visible()
-
-
-def expect_client_dashboard(tab: Tab, name: str, practice: str) -> None:
-    page = tab.page
-    expect(page, "the client's home is /client").to_have_url(tab.base_url + "/client")
-    expect(heading(page)).to_have_text(f"Hello, {name}")
-    expect(page.locator(".page-title .badge")).to_have_text(f"Client of {practice}")
-
-
-def invitation_row(page: Page, email: str):
-    return page.get_by_role("row").filter(has_text=email)
-
-
-def role_switcher(page: Page):
-    return page.get_by_role("banner").get_by_label("Working as")
-
-
-def console_report(tabs: dict[str, Tab]) -> str:
-    lines = ["console errors:"]
-    for name, tab in tabs.items():
-        if tab.errors:
-            kinds = sorted({re.sub(r"nonce-[^']+", "nonce-…", error) for error in tab.errors})
-            lines.append(f"  {name}: {len(tab.errors)} on {sorted(set(tab.error_pages))}: {kinds}")
-    return "\n".join(lines)
-
-
-# -- the story ---------------------------------------------------------------------------------
 
 def test_therapist_and_client_identity_story(platform, open_tab) -> None:
     # 1. Ada starts her practice.

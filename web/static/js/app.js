@@ -1,9 +1,70 @@
 // Practice Platform: progressive enhancement only. Every page works without this file.
 (function () {
   "use strict";
-  window.Platform = window.Platform || {};
-  window.Platform.csrfToken = function () {
+  var Platform = (window.Platform = window.Platform || {});
+
+  Platform.csrfToken = function () {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
   };
+
+  // A small toast in the live region: screen readers announce it, sighted users see it.
+  Platform.toast = function (title, body, link) {
+    var region = document.getElementById("live-region");
+    if (!region) return;
+    var toast = document.createElement("div");
+    toast.className = "toast";
+    toast.setAttribute("role", "status");
+    var heading = document.createElement("strong");
+    heading.textContent = title;
+    toast.appendChild(heading);
+    if (body) {
+      var text = document.createElement("span");
+      text.textContent = body + " ";
+      toast.appendChild(text);
+    }
+    if (link) {
+      var anchor = document.createElement("a");
+      anchor.href = link;
+      anchor.textContent = "Open";
+      toast.appendChild(anchor);
+    }
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.addEventListener("click", function () { toast.remove(); });
+    toast.appendChild(close);
+    region.appendChild(toast);
+    setTimeout(function () { toast.remove(); }, 12000);
+  };
+
+  function markRead(ids) {
+    fetch("/api/notifications/read", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": Platform.csrfToken() },
+      body: JSON.stringify({ ids: ids }),
+    }).catch(function () { /* shown already; it stays unread until next time */ });
+  }
+
+  // Live notifications over Server-Sent Events; the browser reconnects on its own.
+  function listen() {
+    var meta = document.querySelector('meta[name="notifications-stream"]');
+    if (!meta || !window.EventSource) return;
+    var source = new EventSource(meta.getAttribute("content"));
+    source.addEventListener("notification", function (event) {
+      var item = JSON.parse(event.data);
+      Platform.toast(item.title, item.body, item.link);
+      document.dispatchEvent(new CustomEvent("platform:notification", { detail: item }));
+      markRead([item.id]);
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", listen);
+  } else {
+    listen();
+  }
 })();

@@ -1,0 +1,118 @@
+"""Live notifications: Server-Sent Events, with a JSON list for pages without EventSource.
+
+A stream holds one gunicorn thread (not a process) for at most STREAM_SECONDS, then ends; the
+browser's EventSource reconnects by itself and sends Last-Event-ID, so nothing is missed. Only
+a few streams may be open per process at once, so pages always have threads left to serve.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+from flask import Blueprint, Response, jsonify, request
+
+from core import clock
+from core.db import Database
+from core.notifications import service
+from core.notifications.bus import NotificationBus
+from core.notifications.models import Notification
+from core.tenancy.context import TenantContext, set_context
+from web.authn import current, login_required
+from web.context import services, tenant_context, uow
+from web.errors import error_response
+
+blueprint = Blueprint("notifications", __name__, url_prefix="/api/notifications")
+
+STREAM_SECONDS = 55
+KEEPALIVE_SECONDS = 15
+MAX_STREAMS_PER_PROCESS = 4
+_open_streams = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
+
+
+def _as_dict(notification: Notification) -> dict[str, object]:
+    return {
+        "id": str(notification.id),
+        "kind": notification.kind,
+        "title": notification.title,
+        "body": notification.body,
+        "link": notification.link,
+        "created_at": notification.created_at.isoformat(),
+        "read": notification.read_at is not None,
+    }
+
+
+def _since(raw: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+@blueprint.get("")
+@login_required
+def recent() -> Response:
+    view = current()
+    assert view is not None
+    items = service.since(uow().session, view.account_uuid, _since(request.args.get("after")))
+    return jsonify({"notifications": [_as_dict(n) for n in items]})
+
+
+@blueprint.post("/read")
+@login_required
+def mark_read() -> Response:
+    view = current()
+    assert view is not None
+    body = request.get_json(silent=True) or {}
+    try:
+        ids = [uuid.UUID(str(i)) for i in body.get("ids", [])][:100]
+    except ValueError:
+        return error_response(422, "ids must be a list of notification ids", code="invalid")
+    service.mark_read(uow().session, view.account_uuid, ids)
+    uow().commit()
+    return jsonify({"ok": True})
+
+
+@blueprint.get("/stream")
+@login_required
+def stream() -> Response:
+    view = current()
+    assert view is not None
+    after = _since(request.headers.get("Last-Event-ID") or request.args.get("after"))
+    return _event_stream(_events(services().db, services().notifications, view.account_uuid,
+                                 tenant_context(), after or clock.now()))
+
+
+def _event_stream(body: Iterator[str]) -> Response:
+    response = Response(body, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # proxies must not hold events back
+    return response
+
+
+def _events(db: Database, bus: NotificationBus, account_id: uuid.UUID, tenant: TenantContext,
+            after: datetime) -> Iterator[str]:
+    # Taken here, not in the view: a response that is never read never runs a finally.
+    if not _open_streams.acquire(blocking=False):
+        yield "retry: 20000\n\n"  # too many open streams here: come back a little later
+        return
+    deadline = time.monotonic() + STREAM_SECONDS
+    try:
+        with bus.subscribe(str(account_id)) as subscription:
+            yield "retry: 3000\n\n"
+            while time.monotonic() < deadline:
+                with db.session() as session:
+                    set_context(session, tenant)
+                    fresh = service.since(session, account_id, after)
+                for notification in fresh:
+                    after = notification.created_at
+                    yield (f"id: {after.isoformat()}\nevent: notification\n"
+                           f"data: {json.dumps(_as_dict(notification))}\n\n")
+                if not subscription.wait(min(KEEPALIVE_SECONDS, deadline - time.monotonic())):
+                    yield ": keep-alive\n\n"
+    finally:
+        _open_streams.release()
