@@ -62,12 +62,14 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message is one line, with the password hidden."""
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     return sa.create_engine(
         url,
         pool_pre_ping=True,
+        # At least a worker process's threads (8 by default), so connections are reused, not
+        # opened and closed as overflow.
         pool_size=pool_size,
         max_overflow=10,
         pool_timeout=5,

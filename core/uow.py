@@ -130,6 +130,8 @@ class UnitOfWork:
             self.session.rollback()
             log.warning("could not mark %d event(s) dispatched (%s); the relay may send them "
                         "again (handlers are idempotent)", len(events), type(error).__name__)
+            return
+        self.publisher.dispatched(events)
 
     def end_idle_transaction(self) -> None:
         """End the transaction if it holds nothing unsaved (it only read). Lets another

@@ -1,8 +1,9 @@
-"""The fast path and the relay both publish through here: one message per (event, handler), plus
-one nudge to the audit writer per batch."""
+"""The fast path and the relay both publish through here: one message per (event, handler), and
+once the dispatch is committed, one nudge to the audit writer per batch."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import dramatiq
@@ -21,6 +22,9 @@ def can_publish_here() -> bool:
     return not isinstance(dramatiq.get_broker(), StubBroker) or embedded.is_running()
 
 
+log = logging.getLogger(__name__)
+
+
 class BrokerPublisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -36,6 +40,13 @@ class BrokerPublisher:
                     HANDLER_ACTORS[handler.name].send_with_options(
                         args=(str(event.id),), request_id=event.request_id
                     )
-            write_audit.send_with_options(request_id=events[-1].request_id)
         except Exception as error:
             raise PublishError(f"{type(error).__name__}: {error}") from error
+
+    def dispatched(self, events: Sequence[Event]) -> None:
+        if not events or not can_publish_here():
+            return
+        try:
+            write_audit.send_with_options(request_id=events[-1].request_id)
+        except Exception as error:  # the audit sweep comes by within 30 s
+            log.warning("audit nudge not sent (%s)", type(error).__name__)

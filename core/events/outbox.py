@@ -36,6 +36,11 @@ class EventPublisher(Protocol):
 
     def publish(self, events: Sequence[Event]) -> None: ...
 
+    def dispatched(self, events: Sequence[Event]) -> None:
+        """The events are marked dispatched and that is committed: nudge the audit writer.
+        (Sooner, and it would queue behind the very row locks of that update.) Never raises."""
+        ...
+
 
 def mark_dispatched(session: Session, event_ids: Iterable[uuid.UUID]) -> None:
     ids = list(event_ids)
@@ -69,6 +74,7 @@ def relay(uow: UnitOfWork, publisher: EventPublisher, *, limit: int = RELAY_BATC
         event.attempts += 1
         event.dispatched_at = now
     uow.commit()
+    publisher.dispatched(events)
     return len(events)
 
 

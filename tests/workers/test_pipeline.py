@@ -128,6 +128,9 @@ def test_two_relays_at_once_publish_each_event_once(app, db) -> None:
         def publish(self, events):
             published.extend(e.id for e in events)
 
+        def dispatched(self, events):
+            pass
+
     late = clock.now() + outbox.RELAY_GRACE * 2
     first, second = runtime().unit_of_work(), runtime().unit_of_work()
     clock_now = clock.now
