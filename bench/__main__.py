@@ -14,7 +14,7 @@ from types import FrameType
 
 from bench import backends, interference
 from bench.http import WrkError, wrk_version
-from bench.measure import Context, Measurement, RunOptions, Sample, Target
+from bench.measure import Context, Measurement, MeasurementError, RunOptions, Sample, Target
 from bench.report import collect_meta, format_table, summarise, write_json
 from bench.servers import BARE_CONFIG, GunicornOptions, ServerError, ServerSpec, running
 from bench.suite import ENTRIES
@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true",
-                        help="3 s per measurement, 1 s warm-up, one round")
+                        help="3 s per measurement, 1 s warm-up, one round, fewer messages and rows")
     parser.add_argument("--duration", type=_positive, help="seconds per measurement (default 10)")
     parser.add_argument("--warmup", type=_non_negative,
                         help="seconds of load per entry before measuring (default 3)")
@@ -41,6 +41,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="gunicorn worker class, both apps (default gthread)")
     parser.add_argument("--threads", type=_positive, default=8,
                         help="gunicorn threads per worker, both apps (default 8)")
+    parser.add_argument("--messages", type=_positive,
+                        help="messages (dramatiq-noop) and events (pipeline) per measurement "
+                        "(default 5000; --quick 1000)")
+    parser.add_argument("--audit-rows", type=_positive,
+                        help="rows per audit measurement (default 10000; --quick 2000)")
+    parser.add_argument("--prefetch", type=_positive,
+                        help="dramatiq_queue_prefetch for both worker processes (default: "
+                        "Dramatiq's own, threads x 2)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="measure only this entry and its baseline (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
@@ -91,6 +99,9 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         rounds=pick(args.rounds, 3, 1),
         connections=args.connections,
         wrk_threads=args.wrk_threads,
+        messages=pick(args.messages, 5_000, 1_000),
+        audit_rows=pick(args.audit_rows, 10_000, 2_000),
+        prefetch=args.prefetch,
     )
 
 
@@ -157,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = collect_meta(options, gunicorn, wrk_version())
         samples = run(args.entries, options, gunicorn)
     except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped, nothing written", file=sys.stderr)
+        print("bench: interrupted; servers and workers stopped, nothing written", file=sys.stderr)
         return 130
-    except (backends.SetupError, ServerError, WrkError) as error:
+    except (backends.SetupError, ServerError, WrkError, MeasurementError) as error:
         print(f"bench: {error}", file=sys.stderr)
         return 1
     runs = summarise(args.entries, samples)

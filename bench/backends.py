@@ -21,6 +21,7 @@ from bench.servers import BIN, ROOT
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "bench_platform"
 DATABASE_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
+_PG_BENCH_URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 # What the servers inherit from our shell; nothing else, so a developer's BROKER_URL, WEBHOOK_URL
 # or GUNICORN_CMD_ARGS cannot change what is measured.
@@ -54,7 +55,7 @@ def prepare(instance_path: Path) -> dict[str, str]:
     """Reset the backends and migrate; return the environment the platform runs with."""
     env = platform_env(instance_path)
     _reset_database()
-    _flush_redis()
+    flush_redis()
     _migrate(env)
     return env
 
@@ -70,7 +71,20 @@ def _reset_database() -> None:
                          ) from None
 
 
-def _flush_redis() -> None:
+def clear_tables(*tables: str) -> None:
+    """Empty the tables (in this order) and vacuum them: a measurement never sees another's rows,
+    nor the dead tuples they left behind."""
+    try:
+        with psycopg.connect(_PG_BENCH_URL, autocommit=True, connect_timeout=3) as connection:
+            for table in tables:
+                connection.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+            for table in tables:
+                connection.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+    except psycopg.Error as error:
+        raise SetupError(f"cannot clear {', '.join(tables)} in {DATABASE_NAME}: {error}") from None
+
+
+def flush_redis() -> None:
     # Stale rate-limit counters or queued messages from an earlier run would skew this one.
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()

@@ -18,6 +18,9 @@ class RunOptions:
     rounds: int
     connections: int
     wrk_threads: int
+    messages: int = 5_000  # messages or events per pipeline measurement
+    audit_rows: int = 10_000  # rows per audit measurement
+    prefetch: int | None = None  # dramatiq_queue_prefetch for the workers; None: Dramatiq's own
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class Sample:
     errors: int = 0
     error_detail: dict[str, int] = field(default_factory=dict)
     other_cpu: float | None = None  # CPUs busy outside the benchmark meanwhile (interference)
+    # Further figures of the same round (e.g. commits/s), written as extra keys of the entry.
+    extra: dict[str, float | str] = field(default_factory=dict)
+
+
+class MeasurementError(Exception):
+    """A non-HTTP measurement could not complete (a worker died, work never finished)."""
 
 
 class Measurement(Protocol):
@@ -62,17 +71,19 @@ class Measurement(Protocol):
 
 @dataclass(frozen=True)
 class Throughput:
-    """A non-HTTP measurement: `run` does the work for about `ctx.options.duration` seconds and
-    returns units per second (e.g. events/s through the pipeline)."""
+    """A non-HTTP measurement: `run` does a fixed amount of work (about `ctx.options.duration`
+    seconds, or `ctx.options.messages` items) and returns units per second (e.g. events/s through
+    the pipeline), or a whole `Sample` when it has more to say."""
 
     name: str
     unit: str
     baseline: str
-    run: Callable[[Context], float]
+    run: Callable[[Context], float | Sample]
     needs_servers: bool = False
 
     def warm_up(self, ctx: Context) -> None:
         return None
 
     def measure(self, ctx: Context) -> Sample:
-        return Sample(value=self.run(ctx))
+        result = self.run(ctx)
+        return result if isinstance(result, Sample) else Sample(value=result)

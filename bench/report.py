@@ -47,7 +47,23 @@ def _summary(entry: Measurement, got: list[Sample], values: Mapping[str, float])
     }
     if detail:
         run["error_detail"] = detail
+    run.update(_extra(got, exclude=run.keys()))
     return run
+
+
+def _extra(got: list[Sample], exclude: Iterable[str]) -> Run:
+    """Each extra figure over the rounds: the median of numbers, the last of anything else."""
+    values: dict[str, list[float | str]] = {}
+    for sample in got:
+        for key, value in sample.extra.items():
+            values.setdefault(key, []).append(value)
+    taken = set(exclude)
+    return {key: _typical(found) for key, found in values.items() if key not in taken}
+
+
+def _typical(values: list[float | str]) -> float | str:
+    numbers = [v for v in values if not isinstance(v, str)]
+    return round(median(numbers), 3) if len(numbers) == len(values) else values[-1]
 
 
 def _median_ms(values: Iterable[float | None]) -> float | None:
@@ -75,7 +91,28 @@ def format_table(runs: Sequence[Run]) -> str:
                        for header, cell, width in zip(HEADERS, row, widths, strict=True)).rstrip()
              for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines + _warnings(runs))
+    return "\n".join(lines + _notes(runs) + _warnings(runs))
+
+
+def _notes(runs: Sequence[Run]) -> list[str]:
+    """One line per entry with extra figures (commits/s, worker settings …)."""
+    notes = []
+    for run in runs:
+        extra = {key: value for key, value in run.items() if key not in _ENTRY_KEYS}
+        if extra:
+            shown = ", ".join(f"{key} {_figure(value)}" for key, value in extra.items())
+            notes.append(f"  {run['name']}: {shown}")
+    return ["", *notes] if notes else []
+
+
+_ENTRY_KEYS = frozenset({"name", "value", "unit", "baseline_name", "baseline_value", "ratio",
+                         "p50_ms", "p99_ms", "errors", "samples", "other_cpu", "error_detail"})
+
+
+def _figure(value: object) -> str:
+    if isinstance(value, float) and value >= 100:
+        return f"{value:,.0f}"
+    return str(value)
 
 
 def _warnings(runs: Sequence[Run]) -> list[str]:
@@ -145,6 +182,9 @@ def collect_meta(options: RunOptions, gunicorn: GunicornOptions, wrk_version: st
                 "rounds": options.rounds},
         "gunicorn": {"workers": gunicorn.workers, "worker_class": gunicorn.worker_class,
                      "threads": gunicorn.threads},
+        "pipeline": {"messages": options.messages, "audit_rows": options.audit_rows,
+                     "dramatiq_queue_prefetch": options.prefetch,
+                     "dramatiq": metadata.version("dramatiq")},
     }
 
 

@@ -74,17 +74,17 @@ def running(spec: ServerSpec, options: GunicornOptions, log_dir: Path) -> Iterat
         process = subprocess.Popen(
             command, cwd=ROOT, env=spec.env, stdout=log, stderr=subprocess.STDOUT,
             # Its own process group: Ctrl+C reaches only us, and we stop the server in order.
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=die_with_parent,
         )
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(process, spec, url, log_path)
             yield url
         finally:
-            _stop(process, spec.name, log_path)
+            stop(process, spec.name, log_path)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """If the harness is killed outright (no finally runs), the kernel still stops the server."""
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
@@ -97,7 +97,7 @@ def _wait_ready(process: subprocess.Popen[bytes], spec: ServerSpec, url: str,
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(f"{spec.name} exited with code {process.returncode} while "
-                              f"starting:\n{_tail(log_path)}")
+                              f"starting:\n{tail(log_path)}")
         try:
             if request_status(url + spec.ready_path, timeout=1.0) == 200:
                 return
@@ -105,10 +105,10 @@ def _wait_ready(process: subprocess.Popen[bytes], spec: ServerSpec, url: str,
             pass
         time.sleep(0.1)
     raise ServerError(f"{spec.name} did not answer {spec.ready_path} within {READY_TIMEOUT:.0f} s:"
-                      f"\n{_tail(log_path)}")
+                      f"\n{tail(log_path)}")
 
 
-def _stop(process: subprocess.Popen[bytes], name: str, log_path: Path) -> None:
+def stop(process: subprocess.Popen[bytes], name: str, log_path: Path) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -119,10 +119,10 @@ def _stop(process: subprocess.Popen[bytes], name: str, log_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise ServerError(f"{name} ignored SIGTERM for {STOP_TIMEOUT:.0f} s and was killed:\n"
-                          f"{_tail(log_path)}") from None
+                          f"{tail(log_path)}") from None
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def tail(path: Path, lines: int = 30) -> str:
     try:
         text = path.read_text(errors="replace")
     except OSError:

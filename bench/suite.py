@@ -2,18 +2,25 @@
 
 An HTTP endpoint is one line, e.g.
     HttpEndpoint("login", "/login", method="POST", body="email=...", script="login.lua"),
-and any other measurement is a `Throughput` entry with its own baseline entry listed first, e.g.
-    Throughput("noop-actor", "events/s", baseline="noop-actor", run=pipeline.noop_rate),
-    Throughput("pipeline", "events/s", baseline="noop-actor", run=pipeline.event_rate),
+and any other measurement is a `Throughput` entry with its own baseline entry listed first (see
+the pipeline and audit entries below).
 """
 
 from __future__ import annotations
 
+from bench import audit, pipeline
 from bench.http import BASELINE, HttpEndpoint
-from bench.measure import Measurement
+from bench.measure import Measurement, Throughput
 
 ENTRIES: list[Measurement] = [
     HttpEndpoint(BASELINE, "/", target="bare"),
     HttpEndpoint("health-live", "/api/health/live"),
     HttpEndpoint("home", "/"),
+    # One worker process each, on the same Redis broker: a no-op actor, then the real pipeline
+    # (commit an event; its handler sends one e-mail; the audit writer records it).
+    Throughput("dramatiq-noop", "msg/s", baseline="dramatiq-noop", run=pipeline.noop_rate),
+    Throughput("pipeline", "events/s", baseline="dramatiq-noop", run=pipeline.event_rate),
+    Throughput("audit-single-row", "rows/s", baseline="audit-single-row",
+               run=audit.single_row_rate),
+    Throughput("audit-batched", "rows/s", baseline="audit-single-row", run=audit.batched_rate),
 ]
