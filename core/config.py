@@ -93,6 +93,8 @@ class Settings:
     broker_heartbeat_timeout_ms: int = 60_000
     # Out of a million broker commands, how many also requeue dead workers' messages.
     broker_maintenance_chance: int = 1000
+    # Live notification streams one web process serves at once (each holds a thread).
+    notification_streams: int = 4
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     login_max_failures: int = 5
@@ -199,6 +201,8 @@ class Settings:
                 "BROKER_MAINTENANCE_CHANCE", env.get("BROKER_MAINTENANCE_CHANCE", "1000"),
                 minimum=1,
             ),
+            notification_streams=_int("NOTIFICATION_STREAMS",
+                                      env.get("NOTIFICATION_STREAMS", "4"), minimum=1),
             session_idle_minutes=_int("SESSION_IDLE_MINUTES",
                                       env.get("SESSION_IDLE_MINUTES", "30"), minimum=1),
             session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS",

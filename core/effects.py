@@ -12,6 +12,7 @@ from core.events.handlers import Handler
 from core.identity import mails
 from core.mail.test_email import send_test_email
 from core.notifications.handlers import notify_therapists_of_new_client
+from core.onboarding import effects as onboarding
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (
@@ -22,6 +23,10 @@ HANDLERS: tuple[Handler, ...] = (
     mails.send_lockout_email,
     mails.send_invitation_email,
     mails.send_set_password_email,
+    onboarding.send_welcome_email,
+    onboarding.send_onboarding_reminder,
+    onboarding.initialise_tenant,
+    onboarding.notify_practice_ready,
     send_test_email,
     notify_therapists_of_new_client,
     deliver_webhook,

@@ -5,7 +5,8 @@ from core.db import Base
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.identity.models import Account, AuthSession, Identity, Invitation, Token
 from core.notifications.models import Notification
+from core.onboarding.models import OnboardingProgress
 from core.tenancy.models import Tenant
 
 __all__ = ["Account", "AuditEntry", "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
-           "Identity", "Invitation", "Notification", "Tenant", "Token"]
+           "Identity", "Invitation", "Notification", "OnboardingProgress", "Tenant", "Token"]

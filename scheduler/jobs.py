@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 
@@ -29,4 +30,7 @@ JOBS: tuple[ScheduledJob, ...] = (
                  "publish events whose fast-path publish was missed"),
     ScheduledJob("audit-sweep", "write_audit", IntervalTrigger(seconds=30),
                  "write audit entries for events whose nudge was lost"),
+    ScheduledJob("onboarding-reminders", "send_onboarding_reminders",
+                 CronTrigger(minute=5, timezone="UTC"),
+                 "remind people whose onboarding stalled (hourly, in their daytime)"),
 )

@@ -157,6 +157,7 @@ def make_settings(database_url: str, instance_dir: Path, **overrides: object) ->
         rate_limit_anonymous="1000 per minute",
         rate_limit_authenticated="1000 per minute",
         rate_limit_auth_endpoints="1000 per minute",
+        notification_streams=64,
     )
     return base.with_overrides(**overrides)
 

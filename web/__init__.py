@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         errors,
         health,
         notifications,
+        onboarding,
         pages,
         security,
     )
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    for module in (pages, health, auth, dashboards, account, notifications):
+    for module in (pages, health, auth, dashboards, account, notifications, onboarding):
         app.register_blueprint(module.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)

@@ -28,6 +28,9 @@ def main() -> None:
 
     with exit_on_startup_error("web"):
         settings = Settings.from_env()
+        # One thread per connection here (not gunicorn's fixed pool): streams are cheap.
+        settings = settings.with_overrides(notification_streams=max(
+            settings.notification_streams, 64))
         if not settings.embedded:
             raise SystemExit("web: BROKER_URL/REDIS_URL is set; run the Procfile processes "
                              "(make run does) instead of the embedded server")

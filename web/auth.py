@@ -110,8 +110,8 @@ def _switch_into(view: sessions.SessionView, role: str) -> None:
 def join(slug: str) -> Any:
     try:
         tenant = service.practice_to_join(uow().session, slug)
-    except NotFound:
-        return render_template("auth/no_practice.html"), 404
+    except NotFound as missing:
+        return render_template("auth/no_practice.html", message=str(missing)), 404
     view = current()
     if view is not None:
         return _join_as(view, tenant)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
@@ -17,8 +17,17 @@ from core.tenancy.models import Tenant
 from web.authn import current, login_required, owned_or_404, role_required
 from web.context import settings, uow
 from web.forms import ActionForm, EmailForm, apply_errors
+from web.onboarding import gate, pending_stage
 
 blueprint = Blueprint("dashboards", __name__)
+
+
+@blueprint.app_context_processor
+def _resume_stage() -> dict[str, Any]:
+    """The resume banner on dashboards of people who chose "Save & Continue Later"."""
+    if not request.endpoint or not request.endpoint.startswith("dashboards."):
+        return {}
+    return {"resume_stage": pending_stage(current())}
 
 HOMES = {Role.CLIENT: "dashboards.client", Role.THERAPIST: "dashboards.therapist",
          Role.ADMIN: "dashboards.admin"}
@@ -37,12 +46,14 @@ def _activity() -> Any:
 @blueprint.get("/dashboard")
 @login_required
 def dashboard() -> Response:
-    return redirect(url_for(HOMES[Role(_me().role)]))
+    return gate(_me()) or redirect(url_for(HOMES[Role(_me().role)]))
 
 
 @blueprint.get("/client")
 @role_required(Role.CLIENT)
-def client() -> str:
+def client() -> Any:
+    if (detour := gate(_me())) is not None:
+        return detour
     session = uow().session
     tenant = session.get(Tenant, _me().tenant_uuid)
     return render_template("dashboards/client.html", tenant=tenant,
@@ -64,8 +75,8 @@ def _therapist_page(invite_form: EmailForm, status: int = 200) -> tuple[str, int
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
-def therapist() -> tuple[str, int]:
-    return _therapist_page(EmailForm())
+def therapist() -> Any:
+    return gate(_me()) or _therapist_page(EmailForm())
 
 
 @blueprint.post("/therapist/invitations")

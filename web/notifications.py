@@ -2,7 +2,7 @@
 
 A stream holds one gunicorn thread (not a process) for at most STREAM_SECONDS, then ends; the
 browser's EventSource reconnects by itself and sends Last-Event-ID, so nothing is missed. Only
-a few streams may be open per process at once, so pages always have threads left to serve.
+NOTIFICATION_STREAMS may be open per process at once, so pages always have threads left.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import clock
 from core.db import Database
@@ -23,15 +23,17 @@ from core.notifications.bus import NotificationBus
 from core.notifications.models import Notification
 from core.tenancy.context import TenantContext, set_context
 from web.authn import current, login_required
-from web.context import services, tenant_context, uow
+from web.context import services, settings, tenant_context, uow
 from web.errors import error_response
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/api/notifications")
 
 STREAM_SECONDS = 55
-KEEPALIVE_SECONDS = 15
-MAX_STREAMS_PER_PROCESS = 4
-_open_streams = threading.BoundedSemaphore(MAX_STREAMS_PER_PROCESS)
+# A new stream (no Last-Event-ID) first shows what arrived unread this recently: a notice raised
+# while the page was loading is not lost between two pages.
+CATCH_UP = timedelta(minutes=10)
+# A closed tab is only noticed when we next write to it: keep-alives also free its thread.
+KEEPALIVE_SECONDS = 10
 
 
 def _as_dict(notification: Notification) -> dict[str, object]:
@@ -83,8 +85,18 @@ def stream() -> Response:
     view = current()
     assert view is not None
     after = _since(request.headers.get("Last-Event-ID") or request.args.get("after"))
-    return _event_stream(_events(services().db, services().notifications, view.account_uuid,
-                                 tenant_context(), after or clock.now()))
+    return _event_stream(_events(services().db, services().notifications, _slots(),
+                                 view.account_uuid, tenant_context(),
+                                 after or clock.now() - CATCH_UP))
+
+
+def _slots() -> threading.BoundedSemaphore:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    slots: threading.BoundedSemaphore | None = app.extensions.get("notification_streams")
+    if slots is None:
+        slots = threading.BoundedSemaphore(settings().notification_streams)
+        app.extensions["notification_streams"] = slots
+    return slots
 
 
 def _event_stream(body: Iterator[str]) -> Response:
@@ -94,11 +106,11 @@ def _event_stream(body: Iterator[str]) -> Response:
     return response
 
 
-def _events(db: Database, bus: NotificationBus, account_id: uuid.UUID, tenant: TenantContext,
-            after: datetime) -> Iterator[str]:
+def _events(db: Database, bus: NotificationBus, slots: threading.BoundedSemaphore,
+            account_id: uuid.UUID, tenant: TenantContext, after: datetime) -> Iterator[str]:
     # Taken here, not in the view: a response that is never read never runs a finally.
-    if not _open_streams.acquire(blocking=False):
-        yield "retry: 20000\n\n"  # too many open streams here: come back a little later
+    if not slots.acquire(blocking=False):
+        yield "retry: 5000\n\n"  # every stream slot of this process is busy: come back soon
         return
     deadline = time.monotonic() + STREAM_SECONDS
     try:
@@ -107,7 +119,7 @@ def _events(db: Database, bus: NotificationBus, account_id: uuid.UUID, tenant: T
             while time.monotonic() < deadline:
                 with db.session() as session:
                     set_context(session, tenant)
-                    fresh = service.since(session, account_id, after)
+                    fresh = service.since(session, account_id, after, unread_only=True)
                 for notification in fresh:
                     after = notification.created_at
                     yield (f"id: {after.isoformat()}\nevent: notification\n"
@@ -115,4 +127,4 @@ def _events(db: Database, bus: NotificationBus, account_id: uuid.UUID, tenant: T
                 if not subscription.wait(min(KEEPALIVE_SECONDS, deadline - time.monotonic())):
                     yield ": keep-alive\n\n"
     finally:
-        _open_streams.release()
+        slots.release()

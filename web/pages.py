@@ -12,6 +12,20 @@ def home() -> str:
     return render_template("home.html")
 
 
+@blueprint.get("/terms")
+def terms() -> str:
+    from core.onboarding.schemas import TERMS_VERSION
+
+    return render_template("legal/terms.html", version=TERMS_VERSION)
+
+
+@blueprint.get("/privacy")
+def privacy() -> str:
+    from core.onboarding.schemas import TERMS_VERSION
+
+    return render_template("legal/privacy.html", version=TERMS_VERSION)
+
+
 @blueprint.get("/favicon.ico")
 def favicon() -> Response:
     return send_from_directory(current_app.static_folder or "static", "favicon.svg",

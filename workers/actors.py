@@ -18,6 +18,7 @@ from core.effects import HANDLERS
 from core.events import outbox
 from core.events.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
 from core.events.runner import ClaimHeld, GiveUp, run_handler
+from core.onboarding import reminders as onboarding_reminders
 from workers.runtime import current_message, current_uow, runtime
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,17 @@ def relay_outbox() -> None:
         log.info("relayed %d event(s) the fast path had missed", total)
 
 
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=5 * MINUTE_MS)
+def send_onboarding_reminders() -> None:
+    """Scheduled hourly: record a reminder for each account whose onboarding stalled."""
+    while onboarding_reminders.record_due_reminders(current_uow()) >= onboarding_reminders.BATCH:
+        pass
+
+
 ALL_ACTORS: list[dramatiq.Actor[Any, Any]] = [
     *HANDLER_ACTORS.values(),
     write_audit,
     write_security_audit,
     relay_outbox,
+    send_onboarding_reminders,
 ]

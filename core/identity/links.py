@@ -11,6 +11,8 @@ JOIN = "/join/{slug}"
 SIGNUP = "/signup"
 FORGOT_PASSWORD = "/forgot-password"
 SESSIONS = "/account/sessions"
+DASHBOARD = "/dashboard"
+ONBOARDING = "/onboarding"
 
 
 def absolute(public_url: str, path: str, **values: str) -> str:

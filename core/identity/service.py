@@ -33,6 +33,7 @@ from core.identity.passwords import (
 )
 from core.identity.tokens import digest, redeem
 from core.mail.addresses import InvalidAddress, normalise_address
+from core.onboarding import service as onboarding
 from core.tenancy.context import TenantContext, crossing_tenants, set_context
 from core.tenancy.models import Tenant, TenantStatus
 from core.tenancy.service import by_slug, clean_text, create_tenant
@@ -132,6 +133,7 @@ def _new_account(uow: UnitOfWork, identity: Identity, role: Role, tenant_id: uui
     account = Account(id=account_id, identity_id=identity.id, role=role, tenant_id=tenant_id,
                       display_name=display_name, created_at=clock.now())
     session.add(account)
+    onboarding.begin(uow, account)
     return account
 
 
@@ -202,6 +204,8 @@ def practice_to_join(session: Session, slug: str) -> Tenant:
     tenant = by_slug(session, slug)
     if tenant is None or tenant.status == TenantStatus.SUSPENDED:
         raise NotFound("There is no practice at this address.")
+    if tenant.status != TenantStatus.ACTIVE:
+        raise NotFound(f"{tenant.name} is not accepting clients yet. Please try again later.")
     return tenant
 
 
@@ -268,6 +272,10 @@ def invite_client(uow: UnitOfWork, inviter: Account, email: str) -> Invitation:
     inviter_identity = uow.session.get(Identity, inviter.identity_id)
     if inviter_identity is None or inviter_identity.email_verified_at is None:
         raise Forbidden("Confirm your own e-mail address before inviting clients.")
+    tenant = uow.session.get(Tenant, inviter.tenant_id)
+    if tenant is None or tenant.status != TenantStatus.ACTIVE:
+        raise Forbidden("Your practice becomes active when you finish setting up; invite "
+                        "clients then.")
     address = _email(email)
     session = uow.session
     existing = identity_by_email(session, address)

@@ -38,11 +38,14 @@ def notify(
 
 
 def since(
-    session: Session, account_id: uuid.UUID, after: datetime | None, *, limit: int = 20
+    session: Session, account_id: uuid.UUID, after: datetime | None, *, limit: int = 20,
+    unread_only: bool = False,
 ) -> Sequence[Notification]:
     query = sa.select(Notification).where(Notification.account_id == account_id)
     if after is not None:
         query = query.where(Notification.created_at > after)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
     return session.execute(
         query.order_by(Notification.created_at.desc()).limit(limit)
     ).scalars().all()[::-1]

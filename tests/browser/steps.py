@@ -50,10 +50,40 @@ def confirm_address(tab: Tab, platform: LivePlatform, email: str) -> None:
     expect(flash(page, "Thank you, your e-mail address is confirmed.")).to_be_visible()
 
 
+def onboard(tab: Tab, platform: LivePlatform, role: str, *, practice: str = "") -> None:
+    """Walk the set-up wizard from its first page, as a person fills it in."""
+    page = tab.page
+    expect(page).to_have_url(re.compile(r"/onboarding/started$"))
+    page.get_by_role("button", name="Let's begin").click()
+    expect(heading(page)).to_have_text("About you")
+    page.get_by_label("Full name").fill("Ada Lovelace")
+    page.get_by_label("Phone number").fill("+44 20 7946 0958")
+    page.get_by_label("Time zone").select_option("Europe/London")
+    page.get_by_label("Preferred language").select_option("en")
+    page.get_by_role("button", name="Continue", exact=True).click()
+    if role == "therapist":
+        expect(heading(page)).to_have_text("Your practice")
+        page.get_by_label("Licence number").fill("HCPC-PYL12345")
+        page.get_by_label("Licensing body or jurisdiction").fill("HCPC (UK)")
+        page.get_by_label("Anxiety").check()
+        page.get_by_label("Trauma and PTSD").check()
+        page.get_by_label("Years in practice").fill("7")
+        page.get_by_label("Practice name shown to clients").fill(practice)
+        page.get_by_role("button", name="Continue", exact=True).click()
+    expect(heading(page)).to_have_text("Terms")
+    page.get_by_label("I accept the terms of service").check()
+    page.get_by_label("I accept the privacy notice").check()
+    page.get_by_role("button", name="Finish").click()
+    expect(flash(page, "You're all set. Welcome!")).to_be_visible()
+    platform.settle()  # welcome e-mail, and for a therapist the practice's initialisation
+
+
 def sign_up_verified_therapist(tab: Tab, platform: LivePlatform, *, practice: str, name: str,
                                email: str) -> None:
     signup(tab, practice=practice, name=name, email=email)
     confirm_address(tab, platform, email)
+    onboard(tab, platform, "therapist", practice=practice)
+    tab.page.reload()
     expect_therapist_dashboard(tab, practice)
 
 

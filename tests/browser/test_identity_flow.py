@@ -22,6 +22,7 @@ from tests.browser.steps import (
     invitation_row,
     log_in,
     log_out,
+    onboard,
     open_link_from_email,
     role_switcher,
     sign_up_verified_therapist,
@@ -49,6 +50,8 @@ def test_therapist_and_client_identity_story(platform, open_tab) -> None:
 
     # 2. She confirms her address from the e-mail and lands on her dashboard.
     confirm_address(ada, platform, ADA)
+    onboard(ada, platform, "therapist", practice=HARBOUR)
+    ada.page.reload()  # the practice became active meanwhile
     expect_therapist_dashboard(ada, HARBOUR)
     banner = ada.page.get_by_role("banner")
     expect(banner.locator(".badge"), "one role: a badge, not a switcher").to_have_text("Therapist")
@@ -83,6 +86,7 @@ def test_therapist_and_client_identity_story(platform, open_tab) -> None:
     charles.page.get_by_label("Choose a password").fill(PASSWORD)
     charles.page.get_by_role("button", name="Accept the invitation").click()
     expect(flash(charles.page, f"Welcome to {HARBOUR}.")).to_be_visible()
+    onboard(charles, platform, "client")
     expect_client_dashboard(charles, CLIENT_NAME, HARBOUR)
     expect(charles.page.get_by_role("banner").locator(".badge")).to_have_text("Client")
 
@@ -104,6 +108,7 @@ def test_therapist_and_client_identity_story(platform, open_tab) -> None:
     expect(ada.page.get_by_label("Your name as the practice will see it")).to_have_value(ADA_NAME)
     ada.page.get_by_role("button", name="Join as a client").click()
     expect(flash(ada.page, f"You have joined {ELM} as a client.")).to_be_visible()
+    onboard(ada, platform, "client")
     expect_client_dashboard(ada, ADA_NAME, ELM)
 
     switcher = role_switcher(ada.page)

@@ -38,7 +38,7 @@ def test_therapist_sees_a_new_client_arrive_live(platform, open_tab) -> None:
     expect(flash(charles.page, "Welcome to Harbour Counselling.")).to_be_visible()
     platform.settle()  # the worker raises the notification
 
-    toast = ada.page.locator("#live-region .toast")
+    toast = ada.page.locator("#live-region .toast").filter(has_text="New client")
     expect(toast, "the notification shows up on the open dashboard").to_contain_text(
         "New client: Charles Babbage", timeout=15_000)
     assert navigations == [], "the page must not have reloaded"

@@ -9,7 +9,7 @@ from core.identity import service
 from core.identity.models import Account, Identity, Invitation, Role
 from core.identity.sessions import start
 from core.tenancy.context import TenantContext, set_context
-from core.tenancy.models import Tenant
+from core.tenancy.models import Tenant, TenantStatus
 from core.uow import UnitOfWork
 from tests.support.flows import PASSWORD
 
@@ -37,6 +37,9 @@ def practice(db, name: str, *, slug_hint: str) -> Practice:
         identity.email_verified_at = clock.now()
         therapist = service.account_for(uow.session, identity.id, Role.THERAPIST)
         tenant = uow.session.get(Tenant, therapist.tenant_id)
+        # A practice opens once its therapist finished onboarding (a worker's job; the factory
+        # takes the shortcut).
+        tenant.status = TenantStatus.ACTIVE
         set_context(uow.session, TenantContext.of(tenant.id))
         uow.commit()
         service.signup_client(uow, tenant_slug=tenant.slug, display_name=f"Client of {name}",
@@ -49,6 +52,8 @@ def practice(db, name: str, *, slug_hint: str) -> Practice:
         invitation = service.invite_client(uow, therapist, f"invitee@{slug_hint}.example")
         raw = start(uow.session, identity, therapist, ip="127.0.0.1", user_agent="factory")
         uow.commit()
+    for account in (therapist, client):
+        finish_onboarding(db, account)
     from core.identity.tokens import digest
 
     return Practice(tenant, therapist, therapist_email, client, client_email, invitation,
@@ -58,3 +63,19 @@ def practice(db, name: str, *, slug_hint: str) -> Practice:
 def identity_of(db, email: str) -> Identity:
     with UnitOfWork(db) as uow:
         return service.identity_by_email(uow.session, email)
+
+
+def finish_onboarding(db, account: Account) -> None:
+    """Walk an account through every onboarding stage with valid answers, via the service."""
+    from core.onboarding import service as onboarding
+    from core.onboarding.stages import Stage, flow
+    from tests.support.flows import PERSONAL_INFO, PROFESSIONAL_INFO
+
+    answers = {Stage.PERSONAL_INFO: PERSONAL_INFO, Stage.PROFESSIONAL_INFO: PROFESSIONAL_INFO,
+               Stage.TERMS: {"accept_terms": True, "accept_privacy": True}}
+    with UnitOfWork(db, tenant=TenantContext.of(account.tenant_id)) as uow:
+        for target in flow(account.role)[1:]:
+            progress = onboarding.of_account(uow.session, account.id)
+            current = Stage(progress.stage)
+            onboarding.move(uow, account.id, target, values=answers.get(current))
+        uow.commit()

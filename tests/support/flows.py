@@ -54,3 +54,36 @@ def login(client, email: str, password: str = PASSWORD):
 
 def logout(client):
     return post_form(client, "/logout", {}, page="/")
+
+
+PERSONAL_INFO = {"full_name": "Ada Lovelace", "phone": "+44 20 7946 0958",
+                 "time_zone": "Europe/London", "preferred_language": "en"}
+PROFESSIONAL_INFO = {"licence_number": "HCPC-PYL12345", "licence_jurisdiction": "HCPC (UK)",
+                     "specialties": ["anxiety", "trauma"], "years_in_practice": "7",
+                     "practice_display_name": "Harbour Counselling"}
+TERMS = {"accept_terms": "on", "accept_privacy": "on"}
+
+
+def onboarding_version(client, slug: str) -> str:
+    html = client.get(f"/onboarding/{slug}").get_data(as_text=True)
+    match = re.search(r'name="version" value="(\d+)"', html)
+    assert match, f"no onboarding form at /onboarding/{slug}"
+    return match.group(1)
+
+
+def onboarding_step(client, slug: str, data: dict, action: str = "continue"):
+    version = onboarding_version(client, slug)
+    return post_form(client, f"/onboarding/{slug}",
+                     {**data, "version": version, "action": action},
+                     page=f"/onboarding/{slug}")
+
+
+def complete_onboarding(client, role: str = "therapist") -> None:
+    steps = [("started", {}), ("personal-info", PERSONAL_INFO)]
+    if role == "therapist":
+        steps.append(("professional-info", PROFESSIONAL_INFO))
+    steps.append(("terms", TERMS))
+    for slug, data in steps:
+        response = onboarding_step(client, slug, data)
+        assert response.status_code == 302, (slug, response.status_code,
+                                             response.get_data(as_text=True)[-2000:])

@@ -13,6 +13,7 @@ from core.identity.models import Account, AuthSession, Identity, Invitation
 from core.tenancy.models import Tenant
 from tests.support.flows import (
     PASSWORD,
+    complete_onboarding,
     confirm,
     link_in,
     login,
@@ -26,10 +27,13 @@ THERAPIST = "ada@harbour.example"
 
 
 def _verified_therapist(platform, client, email=THERAPIST, practice="Harbour Counselling"):
+    """Signed up, address confirmed, set-up finished and the practice active."""
     response = signup_therapist(client, email=email, practice=practice)
     assert response.status_code == 200
     link = link_in(platform.last_mail_to(email), "/verify-email/")
     assert confirm(client, link).status_code == 302
+    complete_onboarding(client, "therapist")
+    platform.settle()  # the practice is initialised by a worker
     return link
 
 
@@ -55,9 +59,13 @@ def test_therapist_signup_creates_identity_account_and_provisioning_practice(pla
     assert platform.rows(Identity)[0].email_verified_at is None
     response = confirm(client, link)
     assert response.headers["Location"] == "/dashboard"
-    page = client.get("/therapist").get_data(as_text=True)
-    assert "Harbour &amp; Co" in page and "Provisioning" in page
     assert platform.rows(Identity)[0].email_verified_at is not None
+    # The dashboard sends a new therapist to onboarding first; the practice waits for it.
+    assert client.get("/dashboard").headers["Location"] == "/onboarding/started"
+    complete_onboarding(client, "therapist")
+    platform.settle()
+    page = client.get("/therapist").get_data(as_text=True)
+    assert "Harbour &amp; Co" in page and "Active" in page
     # Single use.
     assert client.get(link).status_code == 404
 
@@ -136,6 +144,9 @@ def test_login_lands_in_the_last_used_role_and_switching_rotates_the_session(pla
     identity_id = accounts[0].identity_id
     client_account = next(a for a in accounts if a.role == "client")
     assert client_account.id != identity_id  # later accounts get their own ids
+    # The new client role onboards first, then lands on its own dashboard.
+    assert client.get("/dashboard").headers["Location"] == "/onboarding/started"
+    complete_onboarding(client, "client")
     assert client.get("/dashboard").headers["Location"] == "/client"
 
     before = session_cookie(client)
@@ -233,6 +244,8 @@ def test_therapist_invites_a_client_who_joins_from_the_link(platform):
     accepted = post_form(client, link, {"display_name": "Charles", "password": PASSWORD},
                          page=link)
     assert accepted.status_code == 302
+    assert client.get("/dashboard").headers["Location"] == "/onboarding/started"
+    complete_onboarding(client, "client")
     assert client.get("/dashboard").headers["Location"] == "/client"
     assert "Harbour Counselling" in client.get("/client").get_data(as_text=True)
     [identity] = platform.rows(Identity, Identity.email == "client@example.com")

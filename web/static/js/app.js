@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   var Platform = (window.Platform = window.Platform || {});
+  var READ_AFTER_MS = 4000;
 
   Platform.csrfToken = function () {
     var meta = document.querySelector('meta[name="csrf-token"]');
@@ -58,7 +59,9 @@
       var item = JSON.parse(event.data);
       Platform.toast(item.title, item.body, item.link);
       document.dispatchEvent(new CustomEvent("platform:notification", { detail: item }));
-      markRead([item.id]);
+      // Read once it has been on screen a moment: a page that is already being left (the
+      // notice raced a navigation) leaves it unread, and the next page shows it.
+      setTimeout(function () { markRead([item.id]); }, READ_AFTER_MS);
     });
   }
 

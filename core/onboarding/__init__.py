@@ -1,0 +1,1 @@
+"""Resumable onboarding: the state machine, stage data, progress, reminders."""

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, new_id
+from core.tenancy.context import TenantOwned
+
+
+class OnboardingProgress(TenantOwned, Base):
+    __tablename__ = "onboarding_progress"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(16))
+    stage: Mapped[str] = mapped_column(sa.String(24))
+    # Drafts per stage, as typed: {"PERSONAL_INFO": {"full_name": "…", …}, …}
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Optimistic concurrency: a save names the version it started from.
+    version: Mapped[int] = mapped_column(default=1)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    terms_version: Mapped[str | None] = mapped_column(sa.String(32))
+    terms_accepted_at: Mapped[datetime | None]
+    terms_ip: Mapped[str | None] = mapped_column(sa.String(45))
+    reminders_sent: Mapped[int] = mapped_column(default=0)
+    last_reminder_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # The reminder job reads only unfinished progress.
+        sa.Index("ix_onboarding_progress_unfinished", "updated_at",
+                 postgresql_where=sa.text("completed_at IS NULL"),
+                 sqlite_where=sa.text("completed_at IS NULL")),
+    )
