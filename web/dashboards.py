@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from core.audit import queries as audit_queries
 from core.errors import DomainError, ValidationFailed
 from core.identity import queries, service
-from core.identity.models import Account, Identity, Invitation, Role
+from core.identity.models import Account, Invitation, Role
 from core.tenancy.context import TenantContext, set_context
 from core.tenancy.models import Tenant
 from web.authn import current, login_required, owned_or_404, role_required
@@ -63,11 +63,10 @@ def client() -> Any:
 def _therapist_page(invite_form: EmailForm, status: int = 200) -> tuple[str, int]:
     session = uow().session
     tenant = session.get(Tenant, _me().tenant_uuid)
-    identity = session.get(Identity, _me().identity_uuid)
     join_url = settings().public_url + url_for("auth.join", slug=tenant.slug) if tenant else None
     return render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=join_url,
-        email_verified=bool(identity and identity.email_verified_at),
+        email_verified=_me().email_verified,
         clients=queries.clients(session), invitations=queries.invitations(session),
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
     ), status

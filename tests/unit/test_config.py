@@ -72,3 +72,18 @@ def test_malformed_settings_name_the_variable(tmp_path: Path, env: dict[str, str
                                               message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"INSTANCE_PATH": str(tmp_path), **env})
+
+
+def test_log_lines_cannot_be_forged_through_user_input() -> None:
+    import json
+    import logging
+
+    from core.logs import JsonFormatter, TextFormatter
+
+    record = logging.makeLogRecord({"msg": "login for %s", "args": ("x\nERROR forged line",),
+                                    "levelname": "INFO", "name": "t"})
+    record.request_id = "r1"
+    text = TextFormatter().format(record)
+    assert "\n" not in text and "\\x0a" in text
+    document = json.loads(JsonFormatter().format(record))
+    assert document["message"] == "login for x\nERROR forged line"  # data, inside one JSON line

@@ -405,3 +405,19 @@ def test_open_redirects_are_refused(platform):
     response = post_form(client, "/login", {"email": THERAPIST, "password": PASSWORD,
                                             "next": "//evil.example/steal"}, page=token_page)
     assert response.headers["Location"] == "/dashboard"
+
+
+def test_create_admin_can_email_a_set_password_link(platform):
+    result = platform.app.test_cli_runner().invoke(
+        args=["users", "create-admin", "Root@Platform.Example", "--send-link"])
+    assert result.exit_code == 0, result.output
+    assert "set-password link" in result.output
+    link = link_in(platform.last_mail_to("root@platform.example"), "/set-password/")
+    admin = platform.client()
+    done = post_form(admin, link, {"password": "the admin's own passphrase"}, page=link)
+    assert done.status_code == 302
+    assert admin.get("/dashboard").headers["Location"] == "/admin"
+    assert "Practices" in admin.get("/admin").get_data(as_text=True)
+    again = platform.app.test_cli_runner().invoke(
+        args=["users", "create-admin", "root@platform.example", "--send-link"])
+    assert again.exit_code != 0 and "already an admin" in again.output
