@@ -31,6 +31,8 @@ from web.errors import error_response
 blueprint = Blueprint("onboarding", __name__)
 
 DEFERRED = "onboarding_deferred"
+CONFLICT_NOTICE = ("These answers were changed in another window or device since this page was "
+                   "opened. Check them, then continue.")
 LABELS = {
     Stage.STARTED: "Welcome",
     Stage.PERSONAL_INFO: "About you",
@@ -195,10 +197,8 @@ def submit(slug: str) -> Any:
     except service.Conflict as conflict:
         uow().rollback()
         # Nothing is overwritten either way: show what they typed, with the newer version.
-        fresh = conflict.progress
-        return _page(fresh, page_stage, values=values, status=409,
-                     notice="These answers were changed in another window or device since "
-                            "this page was opened. Check them, then continue.")
+        return _page(conflict.progress, page_stage, values=values, status=409,
+                     notice=CONFLICT_NOTICE)
     except service.StageIncomplete as incomplete:
         uow().rollback()
         if incomplete.stage != page_stage:
@@ -230,8 +230,7 @@ def _save_earlier_stage(progress: OnboardingProgress, page_stage: Stage,
     except service.Conflict as conflict:
         uow().rollback()
         return _page(conflict.progress, page_stage, values=values, status=409,
-                     notice="These answers were changed in another window or device since "
-                            "this page was opened. Check them, then continue.")
+                     notice=CONFLICT_NOTICE)
     stages = flow(progress.role)
     following = stages[stages.index(page_stage) + 1]
     return redirect(url_for("onboarding.stage", slug=following.slug))

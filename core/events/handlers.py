@@ -58,6 +58,7 @@ class HandlerContext:
     services: Services
     event: Event
     message_id: str
+    handler: str = ""
 
 
 def _always(_settings: Settings, _event_type: str) -> bool:

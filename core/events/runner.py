@@ -58,7 +58,8 @@ def run_handler(
         raise GiveUp(f"{handler.name} gave up on event {event_id} after {run.attempts} attempts")
 
     try:
-        handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id))
+        handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id,
+                                   handler=handler.name))
         run.status = "done"
         run.completed_at = clock.now()
         run.locked_until = None

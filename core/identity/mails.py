@@ -7,13 +7,12 @@ Every handler re-reads the state it needs and returns early when there is nothin
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.types import EventType
 from core.identity import links, tokens
 from core.identity.models import Identity, Invitation, TokenPurpose
-from core.mail.render import compose, message_id_for
+from core.mail.for_events import send_for_event
 from core.tenancy.models import Tenant
 from core.tenancy.service import by_slug
 
@@ -23,14 +22,6 @@ def _identity(ctx: HandlerContext) -> Identity | None:
     if not subject.startswith("identity:"):
         return None
     return ctx.uow.session.get(Identity, uuid.UUID(subject.removeprefix("identity:")))
-
-
-def _send(ctx: HandlerContext, template: str, to: str, handler_name: str, **context: Any) -> None:
-    settings = ctx.services.settings
-    message = compose(template, to=to, sender=settings.mail_from,
-                      message_id=message_id_for(ctx.event.id, handler_name, settings.mail_from),
-                      context={"public_url": settings.public_url, **context})
-    ctx.services.mailer.send(message)
 
 
 def _link(ctx: HandlerContext, path: str, **values: str) -> str:
@@ -44,7 +35,7 @@ def send_verification_email(ctx: HandlerContext) -> None:
     if identity is None or identity.email_verified_at is not None:
         return  # invited people proved their address by following the invitation
     raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.VERIFY_EMAIL, ctx.event.id)
-    _send(ctx, "verify_email", identity.email, "send_verification_email",
+    send_for_event(ctx, "verify_email", identity.email,
           link=_link(ctx, links.VERIFY_EMAIL, token=raw))
 
 
@@ -56,7 +47,7 @@ def send_signup_exists_email(ctx: HandlerContext) -> None:
         return
     slug = ctx.event.payload.get("tenant")
     tenant = by_slug(ctx.uow.session, slug) if slug else None
-    _send(ctx, "signup_exists", identity.email, "send_signup_exists_email",
+    send_for_event(ctx, "signup_exists", identity.email,
           role=ctx.event.payload.get("role", "client"),
           practice=tenant.name if tenant else None,
           login_link=_link(ctx, links.LOGIN),
@@ -71,7 +62,7 @@ def send_password_reset_email(ctx: HandlerContext) -> None:
     if identity is None:
         return
     raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.RESET_PASSWORD, ctx.event.id)
-    _send(ctx, "password_reset", identity.email, "send_password_reset_email",
+    send_for_event(ctx, "password_reset", identity.email,
           link=_link(ctx, links.RESET_PASSWORD, token=raw))
 
 
@@ -81,7 +72,7 @@ def send_password_changed_email(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
     if identity is None:
         return
-    _send(ctx, "password_changed", identity.email, "send_password_changed_email",
+    send_for_event(ctx, "password_changed", identity.email,
           when=ctx.event.occurred_at.strftime("%Y-%m-%d %H:%M UTC"), ip=ctx.event.ip,
           reset_link=_link(ctx, links.FORGOT_PASSWORD))
 
@@ -92,7 +83,7 @@ def send_lockout_email(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
     if identity is None:
         return
-    _send(ctx, "account_locked", identity.email, "send_lockout_email",
+    send_for_event(ctx, "account_locked", identity.email,
           minutes=ctx.event.payload.get("minutes"), ip=ctx.event.ip,
           reset_link=_link(ctx, links.FORGOT_PASSWORD))
 
@@ -107,7 +98,7 @@ def send_invitation_email(ctx: HandlerContext) -> None:
     tenant = ctx.uow.session.get(Tenant, invitation.tenant_id)
     raw = tokens.new_secret()
     invitation.token_hash = tokens.digest(raw)
-    _send(ctx, "invitation", invitation.email, "send_invitation_email",
+    send_for_event(ctx, "invitation", invitation.email,
           practice=tenant.name if tenant else "a practice",
           link=_link(ctx, links.INVITATION, token=raw),
           expires=invitation.expires_at.strftime("%d %B %Y"))
@@ -120,5 +111,5 @@ def send_set_password_email(ctx: HandlerContext) -> None:
     if identity is None or not ctx.event.payload.get("send_link"):
         return
     raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.SET_PASSWORD, ctx.event.id)
-    _send(ctx, "set_password", identity.email, "send_set_password_email",
+    send_for_event(ctx, "set_password", identity.email,
           link=_link(ctx, links.SET_PASSWORD, token=raw))

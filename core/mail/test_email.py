@@ -7,7 +7,7 @@ from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.models import Event
 from core.events.types import EventType
 from core.mail.addresses import normalise_address
-from core.mail.render import compose, message_id_for
+from core.mail.for_events import send_for_event
 from core.uow import UnitOfWork
 
 
@@ -19,12 +19,5 @@ def request_test_email(uow: UnitOfWork, to: str) -> Event:
 @handler(name="send_test_email", queue="email", events={EventType.TEST_EMAIL_REQUESTED},
          retry=EMAIL_RETRY)
 def send_test_email(ctx: HandlerContext) -> None:
-    sender = ctx.services.settings.mail_from
-    message = compose(
-        "test_email",
-        to=ctx.event.payload["to"],
-        sender=sender,
-        message_id=message_id_for(ctx.event.id, "send_test_email", sender),
-        context={"sent_at": clock.now().strftime("%Y-%m-%d %H:%M UTC")},
-    )
-    ctx.services.mailer.send(message)
+    send_for_event(ctx, "test_email", ctx.event.payload["to"],
+                   sent_at=clock.now().strftime("%Y-%m-%d %H:%M UTC"))

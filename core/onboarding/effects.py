@@ -9,7 +9,7 @@ from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.types import EventType
 from core.identity import links
 from core.identity.models import Account, Identity, Role
-from core.mail.render import compose, message_id_for
+from core.mail.for_events import send_for_event
 from core.notifications.service import notify
 from core.onboarding.models import OnboardingProgress
 from core.onboarding.stages import Stage
@@ -25,15 +25,6 @@ def _account(ctx: HandlerContext) -> tuple[Account, Identity] | None:
     return (account, identity) if account and identity else None
 
 
-def _mail(ctx: HandlerContext, template: str, to: str, handler_name: str,
-          **context: object) -> None:
-    settings = ctx.services.settings
-    ctx.services.mailer.send(compose(
-        template, to=to, sender=settings.mail_from,
-        message_id=message_id_for(ctx.event.id, handler_name, settings.mail_from),
-        context={"public_url": settings.public_url, **context}))
-
-
 @handler(name="send_welcome_email", queue="email", retry=EMAIL_RETRY,
          events={EventType.ONBOARDING_COMPLETED})
 def send_welcome_email(ctx: HandlerContext) -> None:
@@ -43,7 +34,7 @@ def send_welcome_email(ctx: HandlerContext) -> None:
     account, identity = found
     tenant = ctx.uow.session.get(Tenant, account.tenant_id) if account.tenant_id else None
     template = "welcome_therapist" if account.role == Role.THERAPIST else "welcome_client"
-    _mail(ctx, template, identity.email, "send_welcome_email", name=account.display_name,
+    send_for_event(ctx, template, identity.email, name=account.display_name,
           practice=tenant.name if tenant else "your practice",
           dashboard_link=links.absolute(ctx.services.settings.public_url, links.DASHBOARD))
 
@@ -104,7 +95,7 @@ def send_onboarding_reminder(ctx: HandlerContext) -> None:
     ).scalar_one_or_none()
     if progress is None or progress.completed_at is not None:
         return  # finished since the reminder was due: never remind after completion
-    _mail(ctx, "onboarding_reminder", identity.email, "send_onboarding_reminder",
+    send_for_event(ctx, "onboarding_reminder", identity.email,
           name=account.display_name, stage=Stage(progress.stage).value.replace("_", " ").lower(),
           resume_link=links.absolute(ctx.services.settings.public_url, links.ONBOARDING))
 
