@@ -23,6 +23,7 @@ from core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("web", "worker", "scheduler")
+APP_ROLE_SQL = ROOT / "deploy" / "postgres" / "10-app-role.sql"
 BACKENDS = ("postgres", "redis", "mailpit")
 IMAGE = "practice-platform:latest"
 
@@ -193,9 +194,14 @@ def test_environment_points_at_the_compose_backends(app_env: dict, services: dic
     postgres = services["postgres"]["environment"]
     assert database.scheme == "postgresql"
     assert (database.hostname, database.port) == ("postgres", 5432)
-    assert database.username == postgres["POSTGRES_USER"]
-    assert database.password == postgres["POSTGRES_PASSWORD"]
+    # The app is not the server's superuser: it is the plain role the init script creates.
+    assert database.username != postgres["POSTGRES_USER"]
+    role = re.search(r"CREATE ROLE (\w+) LOGIN PASSWORD '([^']+)'(.*);", APP_ROLE_SQL.read_text())
+    assert (database.username, database.password) == (role.group(1), role.group(2))
+    assert "NOSUPERUSER" in role.group(3) and "NOBYPASSRLS" in role.group(3)
     assert database.path.lstrip("/") == postgres["POSTGRES_DB"]
+    mount = f"./{APP_ROLE_SQL.relative_to(ROOT)}:/docker-entrypoint-initdb.d/10-app-role.sql:ro"
+    assert mount in services["postgres"]["volumes"]
 
     redis = urlsplit(app_env["REDIS_URL"])
     assert (redis.scheme, redis.hostname, redis.port) == ("redis", "redis", 6379)
@@ -231,7 +237,8 @@ def test_every_variable_compose_names_is_one_the_app_reads(
         assert not unknown, f"{name}: core/config.py reads no {sorted(unknown)}"
     # Interpolated names: settings, or the Procfile's own knobs inside the copied commands.
     procfile_knobs = set().union(*(interpolated_names(c) for c in procfile.values()))
-    unknown = interpolated_names(compose) - known - procfile_knobs
+    # The one knob that is compose's own: the database server's superuser password.
+    unknown = interpolated_names(compose) - known - procfile_knobs - {"POSTGRES_PASSWORD"}
     assert not unknown, f"docker-compose.yml interpolates unknown {sorted(unknown)}"
 
 
