@@ -45,8 +45,11 @@ def platform_env(instance_path: Path) -> dict[str, str]:
         "REDIS_URL": REDIS_URL,
         "SECRET_KEY": secrets.token_hex(24),
         # The limiter stays in the request path (its Redis round trip is part of the cost) but
-        # never rejects.
+        # never rejects: not pages before login, nor logged-in requests (limited per account),
+        # nor the log-in form posts (limited per address).
         "RATE_LIMIT_ANONYMOUS": "100000000 per minute",
+        "RATE_LIMIT_AUTHENTICATED": "100000000 per minute",
+        "RATE_LIMIT_AUTH_ENDPOINTS": "100000000 per minute",
         "INSTANCE_PATH": str(instance_path),
     }
 

@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +24,10 @@ _SOCKET_ERRORS = re.compile(
     r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
 )
 _MS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1_000.0, "m": 60_000.0, "h": 3_600_000.0}
+# What bench/scripts/sessions.lua prints from done(): responses it checked, then each kind of
+# unexpected response (e.g. "status_401") with its count.
+_CHECKED = re.compile(r"^bench-checked (\d+)$", re.MULTILINE)
+_UNEXPECTED = re.compile(r"^bench-unexpected (\S+) (\d+)$", re.MULTILINE)
 
 
 class WrkError(Exception):
@@ -36,9 +40,13 @@ class WrkResult:
     percentiles_ms: dict[float, float]
     non_2xx: int
     socket_errors: dict[str, int]
+    # Set when the script checked every response itself (expected status, redirect target):
+    # its counts replace wrk's, which sees a 302 to the login page as a success.
+    unexpected: dict[str, int] | None = None
 
     def sample(self) -> Sample:
-        detail = {"non_2xx": self.non_2xx, **self.socket_errors}
+        checked = {"non_2xx": self.non_2xx} if self.unexpected is None else self.unexpected
+        detail = {**checked, **self.socket_errors}
         detail = {kind: count for kind, count in detail.items() if count}
         return Sample(
             value=self.requests_per_second,
@@ -62,6 +70,8 @@ def parse_wrk(output: str) -> WrkResult:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=dict(zip(kinds, map(int, sockets.groups()), strict=True)) if sockets
         else {},
+        unexpected={kind: int(count) for kind, count in _UNEXPECTED.findall(output)}
+        if _CHECKED.search(output) else None,
     )
 
 
@@ -97,10 +107,16 @@ def wrk_version() -> str:
 
 
 def run_wrk(url: str, ctx: Context, *, seconds: int, headers: Mapping[str, str],
-            script: Path | None) -> WrkResult:
+            script: Path | None, threads: int | None = None, connections: int | None = None,
+            timeout: int | None = None) -> WrkResult:
+    """wrk with the run's threads and connections, unless the entry needs its own; `timeout`
+    (seconds) replaces wrk's 2 s, after which it counts a response as a timeout error."""
     options = ctx.options
-    command = [wrk_binary(), f"-t{options.wrk_threads}", f"-c{options.connections}",
-               f"-d{seconds}s", "--latency"]
+    threads = threads or options.wrk_threads
+    connections = connections or options.connections
+    command = [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if timeout is not None:
+        command.append(f"--timeout={timeout}s")
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -110,13 +126,35 @@ def run_wrk(url: str, ctx: Context, *, seconds: int, headers: Mapping[str, str],
                           check=False)
     if done.returncode != 0:
         raise WrkError(f"wrk exited with {done.returncode} on {url}:\n{done.stderr}{done.stdout}")
+    if script is not None and done.stderr.strip():
+        # A Lua error leaves wrk running without the script (and exiting 0): never measure that.
+        raise WrkError(f"wrk's script {script.name} failed on {url}:\n{done.stderr}")
     return parse_wrk(done.stdout)
+
+
+LuaValue = str | int | Mapping[str, "LuaValue"] | Sequence["LuaValue"]
+
+
+def lua_literal(value: LuaValue) -> str:
+    """A Lua literal of strings, integers, tables (from mappings) and arrays (from sequences)."""
+    if isinstance(value, str):
+        return _lua_string(value)
+    if isinstance(value, bool):
+        raise TypeError("booleans are not needed here; say what they mean with a string")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Mapping):
+        # Spaced: "[[[" would open a long bracket.
+        items = (f"[ {_lua_string(key)} ] = {lua_literal(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    return "{" + ", ".join(lua_literal(item) for item in value) + "}"
 
 
 def _lua_string(text: str) -> str:
     """A Lua long-bracket literal, which needs no escaping as long as its closer is not inside."""
     level = 0
-    while f"]{'=' * level}]" in text:
+    # Also when text ends in "]" (or "]="): its end and the closer would read as a closer early.
+    while f"]{'=' * level}]" in text + "]":
         level += 1
     equals = "=" * level
     # Lua drops a newline right after the opening bracket, so a leading newline in text survives.

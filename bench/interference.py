@@ -82,3 +82,19 @@ def _ours(processes: dict[int, tuple[int, str, float]]) -> dict[int, float]:
         pending.extend(children[pid])
     return {pid: cpu for pid, (_parent, name, cpu) in processes.items()
             if pid in mine or name in BACKENDS}
+
+
+def wait_until_idle(*, below: float = 0.5, quiet_for: float = 0.3, timeout: float = 15.0) -> bool:
+    """Wait until the machine keeps fewer than `below` CPUs busy for `quiet_for` seconds, e.g.
+    for a server to finish what a wrk run left in flight (wrk stops waiting at its deadline, the
+    server does not). False if it never got that quiet within `timeout` (or there is no /proc)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            start, busy = time.monotonic(), _busy_seconds()
+            time.sleep(quiet_for)
+            if (_busy_seconds() - busy) / (time.monotonic() - start) < below:
+                return True
+    except OSError:
+        return False
+    return False

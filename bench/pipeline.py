@@ -24,7 +24,7 @@ import dramatiq
 import sqlalchemy as sa
 from dramatiq.middleware import Middleware
 
-from bench import backends
+from bench import backends, inprocess
 from bench.measure import Context, Sample
 from bench.noop_worker import done_count, noop_actor, redis_broker
 from bench.smtp_sink import smtp_sink
@@ -109,13 +109,12 @@ class Platform:
 
 @functools.cache
 def platform(env: frozenset[tuple[str, str]]) -> Platform:
-    """Built once per run: `create_app` installs the Redis broker and configures the runtime."""
-    from core.config import Settings
+    """Built once per run on the run's one in-process app, whose `create_app` installed the Redis
+    broker and configured the runtime."""
     from core.mail.test_email import request_test_email
-    from web import create_app
     from workers.runtime import runtime
 
-    create_app(Settings.from_env(dict(env)))
+    inprocess.app(env)
     enqueued = EnqueueCounter()
     dramatiq.get_broker().add_middleware(enqueued)
     the_runtime = runtime()

@@ -1,14 +1,15 @@
 """What `make bench` measures, in the order each round runs it (a baseline before its entries).
 
 An HTTP endpoint is one line, e.g.
-    HttpEndpoint("login", "/login", method="POST", body="email=...", script="login.lua"),
-and any other measurement is a `Throughput` entry with its own baseline entry listed first (see
-the pipeline and audit entries below).
+    HttpEndpoint("health-live", "/api/health/live"),
+requests made as a logged-in person (each wrk thread with its own session) are the entries of
+`bench.logged_in`, and any other measurement is a `Throughput` entry with its own baseline entry
+listed first (see the pipeline and audit entries below).
 """
 
 from __future__ import annotations
 
-from bench import audit, pipeline
+from bench import audit, logged_in, pipeline
 from bench.http import BASELINE, HttpEndpoint
 from bench.measure import Measurement, Throughput
 
@@ -16,6 +17,11 @@ ENTRIES: list[Measurement] = [
     HttpEndpoint(BASELINE, "/", target="bare"),
     HttpEndpoint("health-live", "/api/health/live"),
     HttpEndpoint("home", "/"),
+    # As a person: log in (argon2id), the warm therapist dashboard, 50 sessions auto-saving
+    # their onboarding.
+    logged_in.Login(),
+    logged_in.Dashboard(),
+    logged_in.Autosave(),
     # One worker process each, on the same Redis broker: a no-op actor, then the real pipeline
     # (commit an event; its handler sends one e-mail; the audit writer records it).
     Throughput("dramatiq-noop", "msg/s", baseline="dramatiq-noop", run=pipeline.noop_rate),

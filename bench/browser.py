@@ -1,0 +1,94 @@
+"""One person's browser against the served app: a cookie jar over plain `http.client` (urllib
+would honour http_proxy, even on loopback). Used to set up the logged-in entries, never timed."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode, urlsplit
+
+from bench.measure import MeasurementError
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+TIMEOUT = 30.0  # a log-in spends ~0.2 s in argon2 alone; more while wrk is busy elsewhere
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    location: str
+    text: str
+
+    def json(self) -> dict[str, object]:
+        try:
+            value = json.loads(self.text)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise MeasurementError(f"expected a JSON object, got {self.status}: {self.text[:200]}")
+        return value
+
+
+class Browser:
+    """Keeps the cookies the app sets (the session cookie) and sends them back."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port
+        self._cookies: dict[str, str] = {}
+
+    @property
+    def cookie_header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self._cookies.items())
+
+    def request(self, method: str, path: str, *, body: str | None = None,
+                headers: Mapping[str, str] | None = None) -> Reply:
+        sent = dict(headers or {})
+        if self._cookies:
+            sent["Cookie"] = self.cookie_header
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", errors="replace")
+            for header in response.headers.get_all("Set-Cookie") or []:
+                self._keep(header)
+            return Reply(response.status, response.getheader("Location") or "", text)
+        finally:
+            connection.close()
+
+    def _keep(self, header: str) -> None:
+        for name, morsel in SimpleCookie(header).items():
+            if morsel["max-age"] == "0" or not morsel.value:
+                self._cookies.pop(name, None)  # Flask deletes an emptied session this way
+            else:
+                self._cookies[name] = morsel.value
+
+    def csrf_token(self, path: str = "/") -> str:
+        """The token in a page's `<meta name="csrf-token">`; the cookie now holds its pair."""
+        reply = self.request("GET", path)
+        match = _CSRF_META.search(reply.text)
+        if reply.status != 200 or match is None:
+            raise MeasurementError(f"no CSRF token on GET {path} (status {reply.status})")
+        return match.group(1)
+
+    def log_in(self, email: str, password: str) -> None:
+        """The login form, as a person sends it: a 302 to the dashboard, or MeasurementError."""
+        form = {"email": email, "password": password, "csrf_token": self.csrf_token("/")}
+        reply = self.request("POST", "/login", body=urlencode(form),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if reply.status != 302 or not reply.location.endswith("/dashboard"):
+            raise MeasurementError(f"logging in {email} answered {reply.status} "
+                                   f"{reply.location or reply.text[:200]}")
+
+    def api_csrf_token(self) -> str:
+        """A token for JSON requests of this (logged-in) session, from /api/csrf-token."""
+        token = self.request("GET", "/api/csrf-token").json().get("csrf_token")
+        if not isinstance(token, str):
+            raise MeasurementError("/api/csrf-token answered without a token")
+        return token
