@@ -10,6 +10,7 @@ from flask import (
     Response,
     abort,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -49,10 +50,17 @@ def _complete_key(account_id: str) -> str:
     return f"onboarding-complete:{schemas.TERMS_VERSION}:{account_id}"
 
 
+def _known_complete(view: SessionView) -> bool:
+    """Read once per request: the gate and the resume banner both ask."""
+    if "onboarding_complete" not in g:
+        g.onboarding_complete = bool(services().cache.get(_complete_key(view.account_id)))
+    return bool(g.onboarding_complete)
+
+
 def gate(view: SessionView) -> Response | None:
     """Where an account whose onboarding is not complete must go instead of its dashboard."""
     cache = services().cache
-    if view.role == "admin" or cache.get(_complete_key(view.account_id)):
+    if view.role == "admin" or _known_complete(view):
         return None
     progress = service.of_account(uow().session, view.account_uuid)
     if progress is None:
@@ -72,8 +80,7 @@ def gate(view: SessionView) -> Response | None:
 
 def pending_stage(view: SessionView | None) -> Stage | None:
     """For the resume banner: the stage an incomplete onboarding stopped at."""
-    if view is None or view.role == "admin" or services().cache.get(
-            _complete_key(view.account_id)):
+    if view is None or view.role == "admin" or _known_complete(view):
         return None
     progress = service.of_account(uow().session, view.account_uuid)
     if progress is None or progress.completed_at is not None:
