@@ -85,5 +85,5 @@ def configure_logging(log_format: str = "text", level: str = "INFO", *,
     root.addHandler(handler)
     root.setLevel(level)
     # Libraries that are chatty at INFO.
-    for name in ("pika", "apscheduler.executors.default", "werkzeug", "alembic.runtime.plugins"):
+    for name in ("pika", "apscheduler", "werkzeug", "alembic.runtime.plugins"):
         logging.getLogger(name).setLevel(logging.WARNING)
