@@ -142,14 +142,25 @@ class Database:
         self.engine.dispose()
 
 
-def insert_ignoring_conflicts(session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite; returns rows inserted."""
+def insert_ignoring_conflicts(session: Session, table: sa.Table,
+                              rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite, many rows in one statement.
+
+    No RETURNING: on PostgreSQL it makes a 500-row insert about four times slower."""
     if not rows:
-        return 0
+        return
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    # RETURNING counts what was really inserted (executemany's rowcount is -1 on psycopg).
-    statement = insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    return len(session.execute(statement, rows).all())
+    session.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def id_in(column: sa.ColumnElement[Any], ids: list[Any], dialect: str) -> sa.ColumnElement[bool]:
+    """`column IN ids`; one array parameter on PostgreSQL instead of hundreds of placeholders
+    (which psycopg would parse again for every batch)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam("ids", ids, type_=ARRAY(column.type)))
+    return column.in_(ids)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from core import clock
 from core.audit.models import AuditEntry
-from core.db import insert_ignoring_conflicts
+from core.db import id_in, insert_ignoring_conflicts
 from core.events.models import Event
 from core.uow import UnitOfWork
 
@@ -30,7 +30,8 @@ _COLUMNS = (_events.c.id, _events.c.type, _events.c.tenant_id, _events.c.actor_a
 
 
 def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int = 20) -> int:
-    """Write audit entries for unaudited events, `batch` per transaction; returns rows written."""
+    """Write audit entries for unaudited events, `batch` per transaction; returns how many
+    events were audited (an entry that a racing writer inserted first counts once, here)."""
     written = 0
     for _ in range(max_batches):
         rows = uow.session.execute(
@@ -45,18 +46,20 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
             uow.rollback()
             break
         now = clock.now()
-        written += _insert(uow, [
+        _insert(uow, [
             {"event_id": r.id, "type": r.type, "tenant_id": r.tenant_id,
              "actor_account_id": r.actor_account_id, "subject": r.subject, "ip": r.ip,
              "user_agent": r.user_agent, "request_id": r.request_id, "metadata": r.payload,
              "occurred_at": r.occurred_at, "created_at": now}
             for r in rows
         ])
+        dialect = uow.session.get_bind().dialect.name
         uow.session.execute(
-            sa.update(_events).where(_events.c.id.in_([r.id for r in rows]))
+            sa.update(_events).where(id_in(_events.c.id, [r.id for r in rows], dialect))
             .values(audited_at=now)
         )
         uow.commit()
+        written += len(rows)
         if len(rows) < batch:
             break
     return written
@@ -65,9 +68,9 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
 def write_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> int:
     """Write security entries that had no transaction of their own (sent straight to the queue)."""
     now = clock.now()
-    written = _insert(uow, [_direct_row(entry, now) for entry in entries])
+    _insert(uow, [_direct_row(entry, now) for entry in entries])
     uow.commit()
-    return written
+    return len(entries)
 
 
 def _direct_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -89,5 +92,5 @@ def _direct_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     }
 
 
-def _insert(uow: UnitOfWork, rows: list[dict[str, Any]]) -> int:
-    return insert_ignoring_conflicts(uow.session, AuditEntry.__table__, rows)  # type: ignore[arg-type]
+def _insert(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+    insert_ignoring_conflicts(uow.session, AuditEntry.__table__, rows)  # type: ignore[arg-type]
