@@ -12,7 +12,7 @@ def send_for_event(ctx: HandlerContext, template: str, to: str, **context: Any) 
     """Render `template` and send it. The Message-ID comes from (event, handler), so a retry
     after an unknown SMTP outcome carries the same one."""
     settings = ctx.services.settings
-    message = compose(template, to=to, sender=settings.mail_from,
+    mail = compose(template, to=to, sender=settings.mail_from,
                       message_id=message_id_for(ctx.event.id, ctx.handler, settings.mail_from),
                       context={"public_url": settings.public_url, **context})
-    ctx.services.mailer.send(message)
+    ctx.services.mailer.send(mail)

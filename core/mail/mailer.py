@@ -4,16 +4,22 @@ import logging
 import os
 import smtplib
 import ssl
-from email.message import EmailMessage
+import threading
+import time
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
+from core.mail.wire import Mail
+
 log = logging.getLogger(__name__)
+
+# Reuse a connection idle for less than this; well under the minute servers commonly allow.
+IDLE_CONNECTION_SECONDS = 10.0
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, mail: Mail) -> None: ...
 
 
 class SmtpMailer:
@@ -30,6 +36,7 @@ class SmtpMailer:
         self.require_starttls = "starttls=require" in (parts.query or "")
         self.timeout = timeout
         self._context: ssl.SSLContext | None = None
+        self._connections = _IdleConnections(max_idle=IDLE_CONNECTION_SECONDS)
 
     @property
     def context(self) -> ssl.SSLContext:
@@ -38,14 +45,37 @@ class SmtpMailer:
             self._context = ssl.create_default_context()
         return self._context
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, mail: Mail) -> None:
+        reused = self._connections.take()
+        if reused is not None:
+            try:
+                _send(reused, mail)
+            except smtplib.SMTPServerDisconnected:
+                # Mostly a server that dropped us while idle, before this message; one fresh
+                # try (should it have gone after the data, the Message-ID marks the repeat).
+                reused = None
+            except BaseException:
+                _close_quietly(reused)
+                raise
+            else:
+                self._connections.keep(reused)
+                return
+        client = self._connect()
+        try:
+            _send(client, mail)
+        except BaseException:
+            _close_quietly(client)
+            raise
+        self._connections.keep(client)
+
+    def _connect(self) -> smtplib.SMTP:
         context = self.context
         client: smtplib.SMTP
         if self.implicit_tls:
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
             client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        with client:
+        try:
             client.ehlo()
             if not self.implicit_tls:
                 if client.has_extn("starttls"):
@@ -56,7 +86,50 @@ class SmtpMailer:
                                                 "credentials or mail in plain text")
             if self.username:
                 client.login(self.username, self.password or "")
-            client.send_message(message)
+        except BaseException:
+            _close_quietly(client)
+            raise
+        return client
+
+
+class _IdleConnections:
+    """One open SMTP connection per thread, reused while it has been idle less than `max_idle`
+    seconds: a worker sending a batch of e-mails talks to the server once, not once per e-mail.
+    Older ones are closed rather than trusted (servers drop idle clients after a while)."""
+
+    def __init__(self, max_idle: float) -> None:
+        self.max_idle = max_idle
+        self._local = threading.local()
+
+    def take(self) -> smtplib.SMTP | None:
+        client: smtplib.SMTP | None = getattr(self._local, "client", None)
+        idle_since: float = getattr(self._local, "idle_since", 0.0)
+        self._local.client = None
+        if client is not None and time.monotonic() - idle_since > self.max_idle:
+            _close_quietly(client)
+            return None
+        return client
+
+    def keep(self, client: smtplib.SMTP) -> None:
+        self._local.client = client
+        self._local.idle_since = time.monotonic()
+
+
+def _send(client: smtplib.SMTP, mail: Mail) -> None:
+    options: tuple[str, ...] = ()
+    if mail.smtputf8:
+        if not client.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "the address needs SMTPUTF8, which the mail server does not offer")
+        options = ("SMTPUTF8", "BODY=8BITMIME")
+    client.sendmail(mail.envelope_from, [mail.envelope_to], mail.data, mail_options=options)
+
+
+def _close_quietly(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except Exception:
+        client.close()
 
 
 class FileMailer:
@@ -65,13 +138,13 @@ class FileMailer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, mail: Mail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        message_id = str(message["Message-ID"] or "").strip("<>").split("@")[0] or "message"
+        message_id = mail.message_id.strip("<>").split("@")[0] or "message"
         final = self.directory / f"{message_id}.eml"
         # Written whole or not at all: a retry overwrites the same file (same Message-ID).
         tmp = final.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(bytes(message))
+        tmp.write_bytes(mail.data)
         tmp.replace(final)
         log.info("mail written to %s", final)
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from core.mail.wire import Mail, build_mail
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(
@@ -24,7 +25,7 @@ def compose(
     sender: str,
     message_id: str,
     context: dict[str, Any],
-) -> EmailMessage:
+) -> Mail:
     """Render `<template>.txt` and `<template>.html`; the first line of the text is the subject.
 
     `message_id` is derived by the caller from the event id, so a retry after an unknown SMTP
@@ -32,16 +33,10 @@ def compose(
     """
     text = _env.get_template(f"{template}.txt").render(**context)
     subject, _, body = text.partition("\n")
-    html = _env.get_template(f"{template}.html").render(subject=subject.strip(), **context)
-    message = EmailMessage()
-    message["Subject"] = subject.removeprefix("Subject:").strip()
-    message["From"] = sender
-    message["To"] = to
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = message_id
-    message.set_content(body.lstrip("\n"))
-    message.add_alternative(html, subtype="html")
-    return message
+    subject = subject.removeprefix("Subject:").strip()
+    html = _env.get_template(f"{template}.html").render(subject=subject, **context)
+    return build_mail(sender=sender, to=to, subject=subject, date=formatdate(usegmt=True),
+                      message_id=message_id, text=body.lstrip("\n"), html=html)
 
 
 def message_id_for(event_id: object, handler: str, sender: str) -> str:

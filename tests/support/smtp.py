@@ -22,6 +22,10 @@ class _Handler:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.sink.lock:
             self.sink.messages.append(message)  # type: ignore[arg-type]
+            # One client port per connection: how many connections the messages came over.
+            self.sink.peers.append(session.peer)
+            self.sink.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos),
+                                        envelope.smtp_utf8))
             self.sink.arrived.notify_all()
         return "250 OK"
 
@@ -30,9 +34,15 @@ class SmtpSink:
     def __init__(self, port: int) -> None:
         self.port = port
         self.messages: list[EmailMessage] = []
+        self.peers: list[object] = []
+        self.envelopes: list[tuple[str, list[str], bool]] = []
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=port)
+        self.controller = self._controller()
+
+    def _controller(self) -> Controller:
+        return Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                          enable_SMTPUTF8=True)
 
     @property
     def url(self) -> str:
@@ -43,6 +53,13 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> None:
+        """Stop (closing every client connection, as a server does with idle ones) and serve
+        again on the same port."""
+        self.controller.stop()
+        self.controller = self._controller()
+        self.controller.start()
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[EmailMessage]:
         """Block until at least `count` messages arrived; return them all."""
