@@ -7,6 +7,7 @@ writing beside the web thread.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
 # Stable constraint names, so migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -58,6 +59,10 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
+# A pooled connection idle longer than this is pinged before it is handed out.
+IDLE_BEFORE_PING_SECONDS = 5.0
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message is one line, with the password hidden."""
 
@@ -65,9 +70,8 @@ class DatabaseUnavailable(Exception):
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
-        pool_pre_ping=True,
         # At least a worker process's threads (8 by default), so connections are reused, not
         # opened and closed as overflow.
         pool_size=pool_size,
@@ -75,6 +79,32 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_timeout=5,
         connect_args={"connect_timeout": 3, "application_name": "practice-platform"},
     )
+    _ping_connections_left_idle(engine)
+    return engine
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only if it sat idle for a while.
+
+    SQLAlchemy's `pool_pre_ping` pings at every checkout: a round trip per transaction, a tenth
+    of a busy request's database time. A connection used a moment ago is alive; one idle for a
+    while may have been dropped (a database restart, a proxy's idle timeout) and gets pinged, a
+    dead one replaced (the pool retries with a fresh connection). A connection that dies in use
+    fails that one transaction, and SQLAlchemy then replaces every pooled connection at once."""
+
+    @event.listens_for(engine, "checkin")
+    def _note_idle(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise sa.exc.DisconnectionError(f"pooled connection is gone: {error}") from error
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -138,6 +168,14 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
+    def execute_alone(self, statement: sa.Executable) -> None:
+        """One statement, committed on its own (autocommit) outside any session, on a
+        table without row-level security. PostgreSQL only: on SQLite every connection takes
+        the write lock in a transaction of its own (see `_sqlite_engine`)."""
+        assert self.dialect == "postgresql"
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(statement)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -156,7 +194,23 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table,
     session.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
-def id_in(column: sa.ColumnElement[Any], ids: list[Any], dialect: str) -> sa.ColumnElement[bool]:
+def insert_new_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]], *,
+                    key: str) -> set[Any]:
+    """INSERT … ON CONFLICT DO NOTHING as one multi-row statement; returns the `key` of each row
+    it inserted (rows whose key existed already are left as they were)."""
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(table).values(rows).on_conflict_do_nothing().returning(table.c[key])
+    return set(session.execute(statement).scalars())
+
+
+def id_in(
+    column: sa.ColumnElement[Any] | QueryableAttribute[Any], ids: list[Any], dialect: str
+) -> sa.ColumnElement[bool]:
     """`column IN ids`; one array parameter on PostgreSQL instead of hundreds of placeholders
     (which psycopg would parse again for every batch)."""
     if dialect == "postgresql":

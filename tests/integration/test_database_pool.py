@@ -1,0 +1,61 @@
+"""Pooled PostgreSQL connections that the server dropped: replaced, not handed out dead."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+import core.db
+from core.config import normalise_database_url
+from core.db import create_db_engine
+from tests.conftest import TEST_DATABASE_URL
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def engine():
+    if not TEST_DATABASE_URL:
+        pytest.skip("needs TEST_DATABASE_URL (CI sets it)")
+    engine = create_db_engine(normalise_database_url(TEST_DATABASE_URL), pool_size=1)
+    yield engine
+    engine.dispose()
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(sa.text("SELECT pg_backend_pid()")))
+
+
+def _terminate(engine: sa.Engine, pid: int) -> None:
+    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL or ""))
+    with admin.connect() as connection:
+        assert connection.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    admin.dispose()
+
+
+def test_a_connection_dropped_while_idle_is_replaced_before_use(engine, monkeypatch) -> None:
+    first = _backend_pid(engine)
+    _terminate(engine, first)  # a database restart, a proxy's idle timeout
+    monkeypatch.setattr(core.db, "IDLE_BEFORE_PING_SECONDS", 0.0)
+    second = _backend_pid(engine)  # no error: the ping found it dead, the pool reconnected
+    assert second != first
+
+
+def test_a_connection_in_steady_use_is_not_pinged(engine, monkeypatch) -> None:
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi: pings.append(1) or ping(dbapi))
+    pids = {_backend_pid(engine) for _ in range(5)}
+    assert len(pids) == 1 and pings == []
+    monkeypatch.setattr(core.db, "IDLE_BEFORE_PING_SECONDS", 0.0)
+    _backend_pid(engine)
+    assert pings == [1]
+
+
+def test_a_connection_that_died_in_use_fails_once_then_the_pool_recovers(engine) -> None:
+    _terminate(engine, _backend_pid(engine))
+    with pytest.raises(sa.exc.OperationalError) as failed:  # used at once: no ping yet
+        _backend_pid(engine)
+    assert failed.value.connection_invalidated
+    assert _backend_pid(engine) > 0
