@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     from workers.broker import build_broker, install_broker
     from workers.runtime import configure
 
-    configure(settings, services)
+    app.extensions["dispatcher"] = configure(settings, services).dispatcher
     broker = build_broker(settings)
     install_broker(broker)
     app.extensions["broker"] = broker

@@ -125,7 +125,7 @@ def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
 def mail_send_test(address: str) -> None:
     """Send a test e-mail through the workers, to check outgoing mail end to end."""
     _require_database()
-    with UnitOfWork(services().db, publisher=_publisher()) as uow:
+    with UnitOfWork(services().db, fast_path=_fast_path()) as uow:
         try:
             event = request_test_email(uow, address)
         except InvalidAddress as error:
@@ -148,7 +148,7 @@ def users_create_admin(email: str, send_link: bool) -> None:
     password = None
     if not send_link:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with UnitOfWork(services().db, publisher=_publisher(), tenant=TenantContext.system()) as uow:
+    with UnitOfWork(services().db, fast_path=_fast_path(), tenant=TenantContext.system()) as uow:
         try:
             account = create_admin(uow, email, password)
         except ValidationFailed as failed:
@@ -160,10 +160,12 @@ def users_create_admin(email: str, send_link: bool) -> None:
     click.echo(f"admin account {account.id} created for {email.strip().lower()}; {how}")
 
 
-def _publisher():  # type: ignore[no-untyped-def]
+def _fast_path():  # type: ignore[no-untyped-def]
+    """Publishes in the command's own thread: the process exits right after."""
+    from workers.dispatch import Dispatcher
     from workers.publisher import BrokerPublisher
 
-    return BrokerPublisher(settings())
+    return Dispatcher(BrokerPublisher(settings()), services().db, background=False)
 
 
 def init_app(app: Flask) -> None:

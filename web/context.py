@@ -12,7 +12,7 @@ from core.logs import accept_request_id, request_id_var
 from core.services import Services
 from core.tenancy.context import TenantContext
 from core.uow import Origin, UnitOfWork
-from workers.publisher import BrokerPublisher
+from workers.dispatch import Dispatcher
 
 log = logging.getLogger("web.request")
 
@@ -24,6 +24,11 @@ def settings() -> Settings:
 
 def services() -> Services:
     value: Services = current_app.extensions["services"]
+    return value
+
+
+def dispatcher() -> Dispatcher:
+    value: Dispatcher = current_app.extensions["dispatcher"]
     return value
 
 
@@ -42,7 +47,7 @@ def uow() -> UnitOfWork:
     if "uow" not in g:
         g.uow = UnitOfWork(
             services().db,
-            publisher=BrokerPublisher(settings()),
+            fast_path=dispatcher(),
             origin=Origin(ip=request.remote_addr, user_agent=request.user_agent.string or None),
             tenant=tenant_context(),
         )

@@ -17,7 +17,7 @@ from core.audit import writer as audit_writer
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
-from core.events.runner import ClaimHeld, GiveUp, run_handler
+from core.events.runner import ClaimHeld, GiveUp, run_batch, run_handler
 from core.onboarding import reminders as onboarding_reminders
 from workers.runtime import current_message, current_uow, runtime
 
@@ -29,15 +29,20 @@ if dramatiq.broker.global_broker is None:
     dramatiq.set_broker(StubBroker())
 
 
-def _handler_actor(handler: Handler) -> dramatiq.Actor[[str], None]:
-    def run(event_id: str) -> None:
-        try:
-            run_handler(current_uow(), runtime().services, handler, uuid.UUID(event_id),
-                        current_message().message_id)
-        except ClaimHeld as held:
-            raise dramatiq.Retry(delay=held.retry_in_ms) from None
-        except handler.gives_up_on as error:
-            raise GiveUp(str(error)) from error
+def _handler_actor(handler: Handler) -> dramatiq.Actor[[str | list[str]], None]:
+    def run(event_ids: str | list[str]) -> None:
+        # One id (a message of its own) or a batch of them, as the publisher sends.
+        ids = [event_ids] if isinstance(event_ids, str) else event_ids
+        if len(ids) == 1:
+            _run_alone(handler, uuid.UUID(ids[0]))
+            return
+        outcome = run_batch(current_uow(), runtime().services, handler,
+                            [uuid.UUID(event_id) for event_id in ids], current_message().message_id)
+        actor = HANDLER_ACTORS[handler.name]
+        for event in outcome.alone:
+            # A failed event waits as long as a failed message would before its first retry.
+            actor.send_with_options(args=(str(event.event_id),),
+                                    delay=actor.options["min_backoff"] if event.failed else None)
 
     run.__name__ = run.__qualname__ = handler.name
     policy = handler.retry
@@ -53,7 +58,17 @@ def _handler_actor(handler: Handler) -> dramatiq.Actor[[str], None]:
     )
 
 
-HANDLER_ACTORS: dict[str, dramatiq.Actor[[str], None]] = {
+def _run_alone(handler: Handler, event_id: uuid.UUID) -> None:
+    try:
+        run_handler(current_uow(), runtime().services, handler, event_id,
+                    current_message().message_id)
+    except ClaimHeld as held:
+        raise dramatiq.Retry(delay=held.retry_in_ms) from None
+    except handler.gives_up_on as error:
+        raise GiveUp(str(error)) from error
+
+
+HANDLER_ACTORS: dict[str, dramatiq.Actor[[str | list[str]], None]] = {
     handler.name: _handler_actor(handler) for handler in HANDLERS
 }
 

@@ -77,6 +77,7 @@ class DeadLetters(Middleware):
     def _record(message: dramatiq.Message[Any]) -> None:
         services = rt.runtime().services
         event_id = None
+        # A batch (a list of ids) has no one event; it is kept whole and replays whole.
         if message.args and isinstance(message.args[0], str):
             try:
                 event_id = uuid.UUID(message.args[0])

@@ -8,7 +8,8 @@ process (embedded mode runs the actors there), by the scheduler. Actors read it 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dramatiq
 
@@ -17,18 +18,26 @@ from core.services import Services
 from core.tenancy.context import TenantContext
 from core.uow import Origin, UnitOfWork
 
+if TYPE_CHECKING:
+    from workers.dispatch import Dispatcher
+
 
 @dataclass
 class Runtime:
     settings: Settings
     services: Services
+    dispatcher: Dispatcher = field(init=False)
 
-    def unit_of_work(self, origin: Origin | None = None) -> UnitOfWork:
+    def __post_init__(self) -> None:
+        from workers.dispatch import Dispatcher
         from workers.publisher import BrokerPublisher
 
+        self.dispatcher = Dispatcher(BrokerPublisher(self.settings), self.services.db)
+
+    def unit_of_work(self, origin: Origin | None = None) -> UnitOfWork:
         # Workers act for the platform: every tenant's rows, in both walls.
-        return UnitOfWork(self.services.db, publisher=BrokerPublisher(self.settings),
-                          origin=origin, tenant=TenantContext.system())
+        return UnitOfWork(self.services.db, fast_path=self.dispatcher, origin=origin,
+                          tenant=TenantContext.system())
 
 
 _runtime: Runtime | None = None

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from core import clock
 from core.audit.models import AuditEntry
 from core.db import id_in, insert_ignoring_conflicts
-from core.events.models import Event
+from core.events.models import EVENTS
 from core.uow import UnitOfWork
 
 AUDIT_BATCH = 500
-_events: sa.Table = Event.__table__  # type: ignore[assignment]
+_events = EVENTS
 _COLUMNS = (_events.c.id, _events.c.type, _events.c.tenant_id, _events.c.actor_account_id,
             _events.c.subject, _events.c.ip, _events.c.user_agent, _events.c.request_id,
             _events.c.payload, _events.c.occurred_at)

@@ -51,6 +51,10 @@ class Event(Base):
     )
 
 
+# The outbox as a plain table, for the hot paths where Core statements beat the ORM's machinery.
+EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
+
+
 class HandlerRun(Base):
     """One row per (event, handler): the idempotency key of every effect."""
 

@@ -1,27 +1,38 @@
-"""Run one handler for one event, at most once to completion, however often the message comes.
+"""Run one handler for its events, each at most once to completion, however often messages come.
 
 The (event, handler) row in `handler_runs` is the idempotency key. A claim is committed before the
 effect, so a worker killed mid-effect still counts as an attempt: a message that kills its worker
 every time is given up after `max_attempts`, instead of looping forever.
+
+A message carries one event or a batch. A batch is the fast way through for the usual case, every
+event on its first attempt: one claim transaction for all of them, then each effect and its
+"done" committed together, one event at a time. Anything unusual (an event tried before, claimed
+by another message, or failing now) leaves the batch to run on a message of its own, where
+retries, backoff and giving up work per event — so one bad event cannot hold up or use up the
+attempts of the others.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 
 from core import clock
-from core.db import insert_ignoring_conflicts
+from core.db import id_in, insert_ignoring_conflicts, insert_new_rows
 from core.events.handlers import Handler, HandlerContext
 from core.events.models import Event, HandlerRun
+from core.logs import request_id_var
 from core.services import Services
 from core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+_RUNS: sa.Table = HandlerRun.__table__  # type: ignore[assignment]
 
 
 class Outcome(StrEnum):
@@ -122,3 +133,146 @@ def _record_failure(
     except Exception:  # the database may be what failed; the retry will try again
         uow.rollback()
         log.warning("could not record the failure of %s for event %s", handler.name, event_id)
+
+
+@dataclass
+class RunAlone:
+    """An event of a batch that goes on a message of its own; after a backoff if it `failed`."""
+
+    event_id: uuid.UUID
+    failed: bool = False
+
+
+@dataclass
+class BatchOutcome:
+    done: int = 0
+    skipped: int = 0
+    alone: list[RunAlone] = field(default_factory=list)
+
+
+def run_batch(
+    uow: UnitOfWork, services: Services, handler: Handler, event_ids: list[uuid.UUID],
+    message_id: str,
+) -> BatchOutcome:
+    outcome = BatchOutcome()
+    session = uow.session
+    dialect = session.get_bind().dialect.name
+    events = {event.id: event for event in session.execute(
+        sa.select(Event).where(id_in(Event.id, event_ids, dialect))).scalars()}
+    outcome.skipped = len(set(event_ids) - events.keys())
+    claimed, outcome.alone, already_done = _claim_first_attempts(
+        uow, handler, [event_id for event_id in event_ids if event_id in events], message_id)
+    outcome.skipped += already_done
+    for position, event_id in enumerate(claimed):
+        error = _run_effect(uow, services, handler, events[event_id], message_id)
+        if error is None:
+            # Committed before the next effect starts: a worker killed now repeats at most the
+            # one effect in flight, as on a message of its own.
+            _mark_done(uow, handler, event_id)
+            outcome.done += 1
+            continue
+        # The first failure ends the batch: the failed event retries with backoff on its own
+        # message, and the rest do not wait behind a server that is timing out.
+        outcome.alone.append(RunAlone(event_id, failed=True))
+        untried = claimed[position + 1:]
+        _unclaim(uow, handler, untried)
+        outcome.alone.extend(RunAlone(rest) for rest in untried)
+        break
+    if outcome.done:
+        log.info("%s done for %d event(s) of a batch of %d", handler.name, outcome.done,
+                 len(event_ids))
+    return outcome
+
+
+def _claim_first_attempts(
+    uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID], message_id: str
+) -> tuple[list[uuid.UUID], list[RunAlone], int]:
+    """Claim, in one transaction, the events that no attempt has touched yet; every other
+    event that is not done goes alone. Returns (claimed, alone, already done)."""
+    session = uow.session
+    now = clock.now()
+    locked_until = now + timedelta(milliseconds=handler.retry.time_limit_ms)
+    # The usual case: no row yet for any of them, and inserting the rows is the claim.
+    fresh = insert_new_rows(session, HandlerRun.__table__, [  # type: ignore[arg-type]
+        {"event_id": event_id, "handler": handler.name, "status": "running", "attempts": 1,
+         "message_id": message_id, "locked_until": locked_until, "started_at": now}
+        for event_id in event_ids], key="event_id")
+    seen_before = [event_id for event_id in event_ids if event_id not in fresh]
+    runs = {run.event_id: run for run in session.execute(
+        sa.select(HandlerRun)
+        .where(id_in(HandlerRun.event_id, seen_before, session.get_bind().dialect.name),
+               HandlerRun.handler == handler.name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars()} if seen_before else {}
+    claimed: list[uuid.UUID] = []
+    alone: list[RunAlone] = []
+    done = 0
+    for event_id in event_ids:
+        run = runs.get(event_id)
+        if run is None:
+            claimed.append(event_id)
+        elif run.status == "done":
+            done += 1
+        elif run.attempts == 0 and run.status == "running":  # given back untried
+            run.attempts, run.message_id, run.locked_until = 1, message_id, locked_until
+            claimed.append(event_id)
+        else:
+            if run.message_id == message_id:
+                # This very batch, delivered again: whoever held the claim died with it.
+                run.locked_until = None
+            alone.append(RunAlone(event_id))
+    uow.commit()
+    return claimed, alone, done
+
+
+def _unclaim(uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID]) -> None:
+    """Give back claims of a batch's events that were never tried: no attempt spent."""
+    if not event_ids:
+        return
+    session = uow.session
+    session.execute(
+        sa.update(HandlerRun)
+        .where(id_in(HandlerRun.event_id, event_ids, session.get_bind().dialect.name),
+               HandlerRun.handler == handler.name, HandlerRun.status == "running")
+        .values(attempts=HandlerRun.attempts - 1, message_id=None, locked_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    uow.commit()
+
+
+def _run_effect(
+    uow: UnitOfWork, services: Services, handler: Handler, event: Event, message_id: str
+) -> Exception | None:
+    """Run one claimed event's effect; on failure roll back its rows and record the error."""
+    token = request_id_var.set(event.request_id or request_id_var.get())
+    try:
+        handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id,
+                                   handler=handler.name))
+        log.debug("%s done for %s event %s", handler.name, event.type, event.id)
+        return None
+    except Exception as error:
+        uow.rollback()
+        _record_failure(uow, handler, event.id, error)
+        log.warning("%s failed for event %s (%s); it retries on its own message",
+                    handler.name, event.id, type(error).__name__)
+        return error
+    finally:
+        request_id_var.reset(token)
+
+
+def _mark_done(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID) -> None:
+    """Commit "done" for the event, together with whatever its effect wrote."""
+    statement = (
+        sa.update(_RUNS)
+        .where(_RUNS.c.event_id == event_id, _RUNS.c.handler == handler.name)
+        .values(status="done", completed_at=clock.now(), locked_until=None, last_error=None)
+    )
+    if uow.db.dialect == "postgresql" and not uow.has_changes():
+        # An effect outside the database (an e-mail, a webhook): its "done" is one statement
+        # committed on its own, a third of the round trips of a transaction.
+        uow.end_idle_transaction()
+        uow.db.execute_alone(statement)
+        return
+    uow.session.execute(statement)
+    uow.commit()

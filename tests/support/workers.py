@@ -8,6 +8,7 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
 from workers import embedded
+from workers.runtime import runtime
 
 
 class EmbeddedWorker:
@@ -22,13 +23,16 @@ class EmbeddedWorker:
         that handlers enqueue while running (a chain of events)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # Committed events reach the broker from the dispatcher's thread.
+            runtime().dispatcher.flush(max(0.0, deadline - time.monotonic()))
             for name in list(self.broker.queues):
                 if not name.endswith(".XQ"):
                     self.broker.join(name, timeout=int((deadline - time.monotonic()) * 1000),
                                      fail_fast=False)
             self.worker.join()
-            if all(q.unfinished_tasks == 0 for n, q in self.broker.queues.items()
-                   if not n.endswith(".XQ")):
+            published_all = runtime().dispatcher.flush(0)
+            if published_all and all(q.unfinished_tasks == 0 for n, q in self.broker.queues.items()
+                                     if not n.endswith(".XQ")):
                 return
         raise TimeoutError("the in-process worker did not drain in time")
 

@@ -149,3 +149,97 @@ def test_two_relays_at_once_publish_each_event_once(app, db) -> None:
         first.close()
         second.close()
     assert len(published) == len(set(published)) == 10
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+def _runs(db, event_ids) -> dict:
+    with system_session(db) as session:
+        return {run.event_id: run for run in session.execute(
+            sa.select(HandlerRun).where(HandlerRun.event_id.in_(event_ids))).scalars()}
+
+
+def _commit_test_emails(addresses: list[str]) -> list[Event]:
+    with runtime().unit_of_work() as uow:
+        events = [request_test_email(uow, address) for address in addresses]
+        uow.commit()
+    return events
+
+
+def test_a_batch_is_one_message_one_claim_and_one_connection(mail_app, smtp_server, db) -> None:
+    # Committed with no worker here: nothing is published until the publisher below.
+    events = _commit_test_emails([f"batch{n}@example.com" for n in range(20)])
+    from tests.support.workers import EmbeddedWorker
+
+    running = EmbeddedWorker(mail_app.extensions["broker"])
+    try:
+        BrokerPublisher(runtime().settings).publish(events)
+        running.drain()
+    finally:
+        running.stop()
+    received = smtp_server.wait_for(20)
+    assert sorted(str(m["To"]) for m in received) == sorted(e.payload["to"] for e in events)
+    assert len(set(smtp_server.peers)) == 1
+    runs = _runs(db, [e.id for e in events])
+    assert {(run.status, run.attempts) for run in runs.values()} == {("done", 1)}
+    assert len({run.message_id for run in runs.values()}) == 1
+
+
+def test_a_batch_delivered_again_runs_each_event_alone_at_once(mail_app, smtp_server, db) -> None:
+    from core.effects import handler_named
+    from core.events import runner
+
+    handler = handler_named("send_test_email")
+    ids = [e.id for e in _commit_test_emails(["a@example.com", "b@example.com"])]
+    # The first delivery died right after its claim: one attempt each, nothing sent.
+    with runtime().unit_of_work() as uow:
+        runner._claim_first_attempts(uow, handler, ids, "batch-message")
+    with runtime().unit_of_work() as uow:
+        outcome = runner.run_batch(uow, runtime().services, handler, ids, "batch-message")
+    assert (outcome.done, [(a.event_id, a.failed) for a in outcome.alone]) == (
+        0, [(ids[0], False), (ids[1], False)])
+    assert smtp_server.messages == []
+    for event_id in ids:  # their own messages may claim at once: the dead holder let go
+        with runtime().unit_of_work() as uow:
+            assert runner.run_handler(uow, runtime().services, handler, event_id,
+                                      f"alone-{event_id}") is runner.Outcome.DONE
+    assert len(smtp_server.wait_for(2)) == 2
+    assert {(r.status, r.attempts) for r in _runs(db, ids).values()} == {("done", 2)}
+
+
+def test_a_failure_ends_the_batch_without_spending_the_others_attempts(
+    mail_app, smtp_server, db
+) -> None:
+    from core.effects import handler_named
+    from core.events import runner
+
+    class RefusesOne:
+        def __init__(self, mailer) -> None:
+            self.mailer = mailer
+
+        def send(self, mail) -> None:
+            if mail.envelope_to == "refused@example.com":
+                raise OSError("connection reset")
+            self.mailer.send(mail)
+
+    services = runtime().services
+    handler = handler_named("send_test_email")
+    events = _commit_test_emails(["sent@example.com", "refused@example.com", "later@example.com"])
+    ids = [e.id for e in events]
+    original = services.mailer
+    services.mailer = RefusesOne(original)
+    try:
+        with runtime().unit_of_work() as uow:
+            outcome = runner.run_batch(uow, services, handler, ids, "batch-message")
+    finally:
+        services.mailer = original
+    assert outcome.done == 1
+    assert [(a.event_id, a.failed) for a in outcome.alone] == [(ids[1], True), (ids[2], False)]
+    runs = _runs(db, ids)
+    assert (runs[ids[0]].status, runs[ids[0]].attempts) == ("done", 1)
+    assert (runs[ids[1]].status, runs[ids[1]].attempts) == ("running", 1)
+    assert "connection reset" in runs[ids[1]].last_error
+    # Never tried: its claim is given back, no attempt spent.
+    assert (runs[ids[2]].status, runs[ids[2]].attempts, runs[ids[2]].locked_until) == (
+        "running", 0, None)
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["sent@example.com"]
