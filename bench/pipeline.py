@@ -1,12 +1,13 @@
 """The event pipeline against raw Dramatiq: one worker process each, same Redis broker, same
 worker flags and Dramatiq settings.
 
-Both entries time the same thing: from submitting the first item (enqueueing a no-op message,
-committing an event) until the last one is done (the no-op actor counted it in Redis, its e-mail
-reached the SMTP sink), with the worker already running. Just before the clock starts the worker
-finishes one warm-up item, so its consumers poll at their shortest back-off rather than the up
-to 1 s an idle Dramatiq consumer sleeps. Completion is polled every 20 ms once everything is
-submitted, for both entries.
+Both entries time the same thing: from submitting the first item (enqueueing a no-op message
+from one thread; committing an event from one of several threads, as concurrent requests do)
+until the last one is done (the no-op actor counted it in Redis, its e-mail reached the SMTP
+sink, a process of its own), with the worker already running. Just before the clock starts the
+worker finishes one warm-up item, so its consumers poll at their shortest back-off rather than
+the up to 1 s an idle Dramatiq consumer sleeps. Completion is polled every 20 ms once everything
+is submitted, for both entries.
 
 The platform's modules are imported only when the pipeline entry runs, so `--list` and the HTTP
 entries do not depend on them.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,9 @@ from bench.worker_process import WorkerOptions, WorkerProcess, dramatiq_worker, 
 POLL_SECONDS = 0.02
 WARM_POLL_SECONDS = 0.005
 STARTUP_TIMEOUT = 60.0
+# Requests committing events at once, as in one web process (its gunicorn threads); a single
+# thread would measure how fast one thread can commit, not the pipeline.
+COMMITTING_THREADS = 8
 # What the pipeline writes; emptied before each of its measurements (children first).
 PIPELINE_TABLES = ("handler_runs", "dead_letters", "audit_entries", "events")
 
@@ -53,13 +58,20 @@ class Timing:
 
 
 def timed(items: int, submit: Callable[[int], None], done: Callable[[], int],
-          worker: WorkerProcess) -> Timing:
-    """Warm the worker with item 0, then time items 1..`items` until `done` counts them all."""
+          worker: WorkerProcess, *, submitters: int = 1) -> Timing:
+    """Warm the worker with item 0, then time items 1..`items`, submitted from `submitters`
+    threads, until `done` counts them all."""
     submit(0)
     wait_for_count(done, 1, worker, interval=WARM_POLL_SECONDS, timeout=STARTUP_TIMEOUT)
     start = time.perf_counter()
-    for number in range(1, items + 1):
-        submit(number)
+    if submitters == 1:
+        for number in range(1, items + 1):
+            submit(number)
+    else:
+        with ThreadPoolExecutor(submitters) as pool:
+            # Each thread takes every n-th item, so they all run until the end.
+            list(pool.map(lambda first: [submit(n) for n in range(first, items + 1, submitters)],
+                          range(1, submitters + 1)))
     submitted = time.perf_counter()
     # Only a guard against a hang: a dead worker is noticed at once.
     finished = wait_for_count(done, items + 1, worker, interval=POLL_SECONDS,
@@ -137,7 +149,8 @@ def event_rate(ctx: Context) -> Sample:
         "pipeline", "workers.boot", {**ctx.env, "SMTP_URL": sink.url}, options, ctx.workdir
     ) as worker:
         enqueued_before = app.enqueued.count
-        timing = timed(items, app.commit_event, lambda: sink.count, worker)
+        timing = timed(items, app.commit_event, lambda: sink.count, worker,
+                       submitters=COMMITTING_THREADS)
         messages = app.enqueued.count - enqueued_before
         audit_lag = _audit_lag(app.database, items + 1, worker)
         problems = {"duplicate_emails": sink.duplicates,
@@ -145,6 +158,7 @@ def event_rate(ctx: Context) -> Sample:
     problems = {kind: count for kind, count in problems.items() if count}
     return Sample(value=timing.rate, errors=sum(problems.values()), error_detail=problems, extra={
         "commits_per_s": round(timing.submit_rate, 1),
+        "committing_threads": COMMITTING_THREADS,
         "messages_per_event": round(messages / (items + 1), 2),  # item 0 warmed the worker
         "audit_done_after_s": round(audit_lag, 3),
         **options.describe(),
