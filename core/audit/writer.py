@@ -39,8 +39,12 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
             .where(_events.c.audited_at.is_(None))
             .order_by(_events.c.occurred_at)
             .limit(batch)
-            # Wait rather than skip: a relay that claimed these rows commits in a moment.
-            .with_for_update()
+            # Skip rows another writer holds: it audits them. Rows the relay or the dispatcher
+            # holds get the nudge each sends after its commit (and the sweep is the backstop);
+            # waiting instead parked a worker thread per nudge behind the one before it.
+            # NO KEY UPDATE: the key-share lock of a handler claim (its foreign key to the
+            # event) must not make the writer skip the row.
+            .with_for_update(skip_locked=True, key_share=True)
         ).all()
         if not rows:
             uow.rollback()

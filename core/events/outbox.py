@@ -73,7 +73,9 @@ def relay(uow: UnitOfWork, publisher: EventPublisher, *, limit: int = RELAY_BATC
         .where(Event.dispatched_at.is_(None), Event.occurred_at < clock.now() - RELAY_GRACE)
         .order_by(Event.occurred_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        # NO KEY UPDATE, as the row is only marked: a handler's claim (a key-share lock
+        # through its foreign key) does not hide the event from the relay.
+        .with_for_update(skip_locked=True, key_share=True)
     ).scalars().all()
     if not events:
         uow.rollback()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from core.audit import writer
 from core.audit.models import AuditEntry
 from core.audit.security import security_entry
-from core.events.models import Event
+from core.events.models import Event, HandlerRun
 from core.events.types import EventType
 from core.logs import request_id_var
 from core.tenancy.context import system_session
@@ -69,3 +70,21 @@ def test_security_entry_falls_back_to_the_outbox_when_the_broker_is_down(app, db
     assert str(row.event_id) == entry["id"]
     # Free text is stored as data, exactly as given.
     assert row.details["reason"] == "bad password\nINFO forged log line"
+
+
+def test_an_event_a_handler_is_claiming_right_now_is_still_audited(app, db) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("row locks need PostgreSQL (SQLite has one writer)")
+    with runtime().unit_of_work() as uow:
+        event = uow.record(EventType.TEST_EMAIL_REQUESTED, payload={"to": "a@example.com"})
+        uow.commit()
+    # A handler's claim, not yet committed: its foreign key holds a key-share lock on the event.
+    with db.engine.connect() as claiming:
+        claiming.execute(sa.insert(HandlerRun.__table__).values(
+            event_id=event.id, handler="send_test_email", status="running", attempts=1,
+            started_at=event.occurred_at))
+        with runtime().unit_of_work() as uow:
+            assert writer.write_pending(uow) == 1
+        claiming.rollback()
+    with system_session(db) as session:
+        assert session.get(Event, event.id).audited_at is not None
