@@ -199,6 +199,18 @@ def worker():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def smtp_server() -> Iterator[object]:
+    """A server that advertises PIPELINING, as production relays do; `plain_smtp_server` is one
+    that does not."""
+    from tests.support.smtp import SmtpSink
+
+    sink = SmtpSink(port=free_port(), pipelining=True)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def plain_smtp_server() -> Iterator[object]:
     from tests.support.smtp import SmtpSink
 
     sink = SmtpSink(port=free_port())

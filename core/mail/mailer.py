@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import smtplib
 import ssl
 import threading
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # Reuse a connection idle for less than this; well under the minute servers commonly allow.
 IDLE_CONNECTION_SECONDS = 10.0
+# Transparency (RFC 5321 4.5.2): a line of the message that starts with "." gets another.
+_DOT_AT_LINE_START = re.compile(rb"^\.", re.MULTILINE)
 
 
 class Mailer(Protocol):
@@ -122,7 +125,37 @@ def _send(client: smtplib.SMTP, mail: Mail) -> None:
             raise smtplib.SMTPNotSupportedError(
                 "the address needs SMTPUTF8, which the mail server does not offer")
         options = ("SMTPUTF8", "BODY=8BITMIME")
-    client.sendmail(mail.envelope_from, [mail.envelope_to], mail.data, mail_options=options)
+    if client.has_extn("pipelining"):
+        _send_pipelined(client, mail, options)
+    else:
+        client.sendmail(mail.envelope_from, [mail.envelope_to], mail.data, mail_options=options)
+
+
+def _send_pipelined(client: smtplib.SMTP, mail: Mail, options: tuple[str, ...]) -> None:
+    """RFC 2920: MAIL, RCPT and DATA in one write and their three replies read together, then
+    the message: two round trips per e-mail instead of four (smtplib waits after every command).
+    Refusals raise what `sendmail` raises, so retries and giving up do not change."""
+    encoding = "utf-8" if mail.smtputf8 else "ascii"
+    sender = " ".join((f"MAIL FROM:{smtplib.quoteaddr(mail.envelope_from)}", *options))
+    client.send(f"{sender}\r\nRCPT TO:{smtplib.quoteaddr(mail.envelope_to)}\r\nDATA\r\n"
+                .encode(encoding))
+    (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
+        client.getreply(), client.getreply(), client.getreply())
+    refused = mail_code != 250 or rcpt_code not in (250, 251)
+    if refused and data_code == 354:  # a server that opened the data regardless: end it empty
+        client.send(b".\r\n")
+        client.getreply()
+    if refused or data_code != 354:
+        client.rset()
+        if mail_code != 250:
+            raise smtplib.SMTPSenderRefused(mail_code, mail_reply, mail.envelope_from)
+        if rcpt_code not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({mail.envelope_to: (rcpt_code, rcpt_reply)})
+        raise smtplib.SMTPDataError(data_code, data_reply)
+    client.send(_DOT_AT_LINE_START.sub(b"..", mail.data).removesuffix(b"\r\n") + b"\r\n.\r\n")
+    code, reply = client.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)
 
 
 def _close_quietly(client: smtplib.SMTP) -> None:

@@ -18,6 +18,12 @@ class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:  # as Postfix and most relays do
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.sink.lock:
@@ -31,8 +37,9 @@ class _Handler:
 
 
 class SmtpSink:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, pipelining: bool = False) -> None:
         self.port = port
+        self.pipelining = pipelining
         self.messages: list[EmailMessage] = []
         self.peers: list[object] = []
         self.envelopes: list[tuple[str, list[str], bool]] = []

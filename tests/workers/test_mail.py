@@ -93,3 +93,30 @@ def test_embedded_mode_writes_a_readable_eml_per_message_id(tmp_path) -> None:
     [written] = list(tmp_path.iterdir())
     assert written.name == "e1.h.eml"
     assert _parse(written.read_bytes())["Subject"] == "Welcome"
+
+
+@pytest.mark.parametrize("server", ["smtp_server", "plain_smtp_server"])
+def test_pipelined_or_not_the_same_bytes_arrive(server: str, request) -> None:
+    sink = request.getfixturevalue(server)
+    text = "A line.\n.starts with a dot\n..and two\n."
+    mailer = SmtpMailer(sink.url)
+    mailer.send(_mail(text=text))
+    mailer.send(_mail(to="second@example.com", text=text))
+    first, second = sink.wait_for(2)
+    assert first.get_body(("plain",)).get_content() == text
+    assert str(second["To"]) == "second@example.com"
+    assert len(set(sink.peers)) == 1
+
+
+@pytest.mark.parametrize("server", ["smtp_server", "plain_smtp_server"])
+def test_a_refused_recipient_raises_and_the_connection_stays_usable(server: str,
+                                                                    request) -> None:
+    import smtplib
+
+    sink = request.getfixturevalue(server)
+    mailer = SmtpMailer(sink.url)
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        mailer.send(_mail(to="no-domain@"))  # the server refuses the address's syntax
+    mailer.send(_mail(to="after@example.com"))
+    [received] = sink.wait_for(1)
+    assert str(received["To"]) == "after@example.com"
