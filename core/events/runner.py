@@ -193,7 +193,7 @@ def _claim_first_attempts(
     now = clock.now()
     locked_until = now + timedelta(milliseconds=handler.retry.time_limit_ms)
     # The usual case: no row yet for any of them, and inserting the rows is the claim.
-    fresh = insert_new_rows(session, HandlerRun.__table__, [  # type: ignore[arg-type]
+    fresh = insert_new_rows(session, _RUNS, [
         {"event_id": event_id, "handler": handler.name, "status": "running", "attempts": 1,
          "message_id": message_id, "locked_until": locked_until, "started_at": now}
         for event_id in event_ids], key="event_id")
