@@ -7,6 +7,8 @@ writing beside the web thread.
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -160,6 +162,7 @@ class Database:
         self.url = url
         self.engine = engine or create_db_engine(url)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()
 
     @property
     def dialect(self) -> str:
@@ -168,13 +171,31 @@ class Database:
     def session(self) -> Session:
         return self.sessions()
 
-    def execute_alone(self, statement: sa.Executable) -> None:
-        """One statement, committed on its own (autocommit) outside any session, on a
-        table without row-level security. PostgreSQL only: on SQLite every connection takes
-        the write lock in a transaction of its own (see `_sqlite_engine`)."""
+    def execute_alone(self, statement: sa.Executable,
+                      parameters: dict[str, Any] | None = None) -> None:
+        """One idempotent statement, committed on its own (autocommit) outside any session, on
+        a table without row-level security, over a connection this thread keeps for it.
+        PostgreSQL only: on SQLite every connection takes the write lock in a transaction of
+        its own (see `_sqlite_engine`)."""
         assert self.dialect == "postgresql"
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(statement)
+        for attempt in (1, 2):
+            connection = self._autocommit_connection()
+            try:
+                connection.execute(statement, parameters)
+                return
+            except sa.exc.DBAPIError as error:
+                self._local.connection = None
+                connection.close()
+                # A connection the server dropped while this thread kept it: once more.
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+
+    def _autocommit_connection(self) -> sa.Connection:
+        connection: sa.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.connection = connection
+        return connection
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -196,16 +217,45 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table,
 
 def insert_new_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]], *,
                     key: str) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING as one multi-row statement; returns the `key` of each row
-    it inserted (rows whose key existed already are left as they were)."""
+    """INSERT … ON CONFLICT DO NOTHING of many rows; returns the `key` of each row it inserted
+    (rows whose key existed already are left as they were)."""
     if not rows:
         return set()
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(table).values(rows).on_conflict_do_nothing().returning(table.c[key])
-    return set(session.execute(statement).scalars())
+    # Parameters as a list ("insertmanyvalues"): SQLAlchemy compiles the statement once and
+    # caches it, then sends the rows as one multi-row VALUES; `.values(rows)` compiled anew each
+    # time, which cost more than the database did.
+    statement = insert(table).on_conflict_do_nothing().returning(table.c[key])
+    return set(session.execute(statement, rows).scalars())
+
+
+def insert_new_keys(session: Session, table: sa.Table, key: str, keys: list[Any],
+                    same: dict[str, Any]) -> set[Any]:
+    """One row per key, every other column from `same`, skipping keys that exist already;
+    returns the keys it inserted. On PostgreSQL one fixed statement over an array of keys
+    (`unnest`), compiled once however many keys come; elsewhere `insert_new_rows`."""
+    if not keys:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return insert_new_rows(session, table, [{key: k, **same} for k in keys], key=key)
+    statement = _insert_unnested(table, key, tuple(same))
+    parameters = {"new_keys": keys, **{f"same_{name}": value for name, value in same.items()}}
+    return set(session.execute(statement, parameters).scalars())
+
+
+@functools.cache
+def _insert_unnested(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.Executable:
+    from sqlalchemy.dialects.postgresql import ARRAY, insert
+
+    columns = table.c
+    keys = sa.func.unnest(sa.bindparam("new_keys", type_=ARRAY(columns[key].type)))
+    rows = sa.select(keys, *(sa.bindparam(f"same_{name}", type_=columns[name].type)
+                             for name in names))
+    return (insert(table).from_select([key, *names], rows).on_conflict_do_nothing()
+            .returning(columns[key]))
 
 
 def id_in(

@@ -28,6 +28,7 @@ from core.text import storable, storable_text
 log = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = tuple(column.key for column in EVENTS.columns)
+_INSERT_EVENTS = sa.insert(EVENTS)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class UnitOfWork:
         """One INSERT for the events, after the rest of the unit's changes (a Core insert costs
         a fraction of the ORM's flush of the same rows, on every request that records one)."""
         self.session.flush()
-        self.session.execute(sa.insert(EVENTS), [
+        self.session.execute(_INSERT_EVENTS, [
             {name: getattr(event, name) for name in _EVENT_COLUMNS} for event in events
         ])
 

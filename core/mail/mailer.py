@@ -136,9 +136,9 @@ def _send_pipelined(client: smtplib.SMTP, mail: Mail, options: tuple[str, ...]) 
     the message: two round trips per e-mail instead of four (smtplib waits after every command).
     Refusals raise what `sendmail` raises, so retries and giving up do not change."""
     encoding = "utf-8" if mail.smtputf8 else "ascii"
-    sender = " ".join((f"MAIL FROM:{smtplib.quoteaddr(mail.envelope_from)}", *options))
-    client.send(f"{sender}\r\nRCPT TO:{smtplib.quoteaddr(mail.envelope_to)}\r\nDATA\r\n"
-                .encode(encoding))
+    # The envelope addresses are bare, validated addresses: no parsing (quoteaddr's) needed.
+    sender = " ".join((f"MAIL FROM:<{mail.envelope_from}>", *options))
+    client.send(f"{sender}\r\nRCPT TO:<{mail.envelope_to}>\r\nDATA\r\n".encode(encoding))
     (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
         client.getreply(), client.getreply(), client.getreply())
     refused = mail_code != 250 or rcpt_code not in (250, 251)

@@ -69,7 +69,8 @@ def _address(value: str) -> str:
 
 
 def _header(name: str, value: str) -> bytes:
-    if value.isascii() and len(name) + 2 + len(value) <= FOLD_AT:
+    if value.isascii() and (len(name) + 2 + len(value) <= FOLD_AT or " " not in value):
+        # Short, or one word (a Message-ID) that no fold could split: as it is.
         return f"{name}: {value}".encode()
     if name in ("From", "To"):  # a long or non-ASCII display name; the address stays plain
         display, address = parseaddr(value)

@@ -59,3 +59,15 @@ def test_a_connection_that_died_in_use_fails_once_then_the_pool_recovers(engine)
         _backend_pid(engine)
     assert failed.value.connection_invalidated
     assert _backend_pid(engine) > 0
+
+
+def test_a_statement_run_alone_survives_its_kept_connection_being_dropped(engine) -> None:
+    from core.db import Database
+
+    database = Database(str(engine.url), engine=engine)
+    pid = sa.select(sa.func.pg_backend_pid())
+    database.execute_alone(pid)
+    kept = database._autocommit_connection()
+    _terminate(engine, kept.scalar(pid))
+    database.execute_alone(sa.text("SELECT 1"))  # reconnected and ran, no error
+    assert database._autocommit_connection() is not kept
