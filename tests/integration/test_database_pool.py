@@ -61,13 +61,25 @@ def test_a_connection_that_died_in_use_fails_once_then_the_pool_recovers(engine)
     assert _backend_pid(engine) > 0
 
 
-def test_a_statement_run_alone_survives_its_kept_connection_being_dropped(engine) -> None:
+def test_a_marker_survives_its_kept_connection_being_dropped(engine) -> None:
     from core.db import Database
 
     database = Database(str(engine.url), engine=engine)
     pid = sa.select(sa.func.pg_backend_pid())
-    database.execute_alone(pid)
-    kept = database._autocommit_connection()
+    database.execute_marker(pid)
+    kept = database._marker_connection()
     _terminate(engine, kept.scalar(pid))
-    database.execute_alone(sa.text("SELECT 1"))  # reconnected and ran, no error
-    assert database._autocommit_connection() is not kept
+    database.execute_marker(sa.text("SELECT 1"))  # reconnected and ran, no error
+    assert database._marker_connection() is not kept
+
+
+def test_only_markers_commit_without_waiting_for_the_disk(engine) -> None:
+    from core.db import Database
+
+    database = Database(str(engine.url), engine=engine)
+    show = sa.text("SHOW synchronous_commit")
+    database.execute_marker(sa.text("SELECT 1"))
+    assert database._marker_connection().scalar(show) == "off"
+    with database.session() as session:  # the application's data: durable, whatever came first
+        assert session.execute(show).scalar() == "on"
+    database.dispose()
