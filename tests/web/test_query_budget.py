@@ -39,7 +39,8 @@ def test_warm_dashboard_makes_no_identity_queries(app, db):
     identity = [s for s in statements if WHO_IS_ASKING.search(s)]
     assert identity == [], identity
     # What is left is the page's own content: the practice, its clients, invitations, activity
-    # (plus, on PostgreSQL, the row-level security settings and the pool's liveness ping).
+    # (plus the pool's liveness ping of a connection that sat idle; the row-level security
+    # settings go to the driver directly and are not seen here).
     plumbing = ("SELECT set_config", "SELECT 1")
     content = [s for s in statements
                if s.lstrip().upper().startswith("SELECT") and not s.startswith(plumbing)]
