@@ -236,32 +236,20 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table,
     session.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
-def insert_new_rows(session: Session, table: sa.Table, rows: list[dict[str, Any]], *,
-                    key: str) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING of many rows; returns the `key` of each row it inserted
-    (rows whose key existed already are left as they were)."""
-    if not rows:
-        return set()
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    # Parameters as a list ("insertmanyvalues"): SQLAlchemy compiles the statement once and
-    # caches it, then sends the rows as one multi-row VALUES; `.values(rows)` compiled anew each
-    # time, which cost more than the database did.
-    statement = insert(table).on_conflict_do_nothing().returning(table.c[key])
-    return set(session.execute(statement, rows).scalars())
-
-
 def insert_new_keys(session: Session, table: sa.Table, key: str, keys: list[Any],
                     same: dict[str, Any]) -> set[Any]:
     """One row per key, every other column from `same`, skipping keys that exist already;
     returns the keys it inserted. On PostgreSQL one fixed statement over an array of keys
-    (`unnest`), compiled once however many keys come; elsewhere `insert_new_rows`."""
+    (`unnest`), compiled once however many keys come (a multi-row VALUES was compiled anew for
+    every batch, which cost more than the database did); on SQLite one row per parameter set."""
     if not keys:
         return set()
     if session.get_bind().dialect.name != "postgresql":
-        return insert_new_rows(session, table, [{key: k, **same} for k in keys], key=key)
+        from sqlalchemy.dialects.sqlite import insert
+
+        rows = [{key: k, **same} for k in keys]
+        many = insert(table).on_conflict_do_nothing().returning(table.c[key])
+        return set(session.execute(many, rows).scalars())
     statement = _insert_unnested(table, key, tuple(same))
     parameters = {"new_keys": keys, **{f"same_{name}": value for name, value in same.items()}}
     return set(session.execute(statement, parameters).scalars())
