@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Links in e-mails point where `make run` serves, unless PUBLIC_URL says otherwise.
+PUBLIC_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test test-fast bench lint typecheck migrate lock clean
 
@@ -22,6 +24,7 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
 
 # Whole platform. No BROKER_URL/REDIS_URL: one embedded process (SQLite unless DATABASE_URL is
 # set, in-process broker, worker and scheduler). With them: the Procfile processes via honcho.
+run: export PUBLIC_URL := $(PUBLIC_URL)
 run: $(VENV)/.runtime
 	@$(BIN)/flask --app wsgi db upgrade
 	@if [ -n "$$REDIS_URL$$BROKER_URL" ]; then \
