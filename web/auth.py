@@ -28,16 +28,10 @@ from web.forms import (
     SwitchRoleForm,
     apply_errors,
 )
+from web.redirects import safe_next_path
 from web.security import auth_rate_limited
 
 blueprint = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only same-site paths: never an open redirect."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
 
 
 def _dashboard() -> Response:
@@ -200,7 +194,7 @@ def accept_invitation(token: str) -> Any:
 def login() -> Any:
     form = LoginForm(next=request.args.get("next", ""))
     if current() is not None and request.method == "GET":
-        return redirect(_safe_next(form.next.data) or url_for("dashboards.dashboard"))
+        return redirect(safe_next_path(form.next.data) or url_for("dashboards.dashboard"))
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 422 if form.errors else 200
     unit = uow()
@@ -219,7 +213,7 @@ def login() -> Any:
         return render_template("auth/login.html", form=form), 401
     unit.commit()
     begin_session(result.raw_session_id)
-    return redirect(_safe_next(form.next.data) or url_for("dashboards.dashboard"))
+    return redirect(safe_next_path(form.next.data) or url_for("dashboards.dashboard"))
 
 
 def _domain(email: str | None) -> str:
