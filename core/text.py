@@ -1,4 +1,4 @@
-"""Text from outside, made storable: PostgreSQL text and JSONB cannot hold NUL characters."""
+"""Text from outside, made storable: PostgreSQL text and JSONB hold no NUL or lone surrogate."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ REPLACEMENT = "\ufffd"
 
 
 def storable(value: Any) -> Any:
-    """Replace NUL in every string of a JSON-like value (dicts, lists, strings)."""
+    """Replace NUL and lone surrogates in every string of a JSON-like value (dicts, lists,
+    strings): PostgreSQL stores neither."""
     if isinstance(value, str):
+        if not value.isascii():
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         return value.replace("\x00", REPLACEMENT)
     if isinstance(value, dict):
         return {storable(k): storable(v) for k, v in value.items()}

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         dashboards,
         errors,
         health,
+        inputs,
         notifications,
         onboarding,
         pages,
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
 
     context.init_app(app)  # first: the request id must exist before anything can fail
+    app.before_request(inputs.reject_unusable_urls)
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)

@@ -9,7 +9,10 @@ import logging
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
+
+from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,9 @@ TITLES = {
     403: "You do not have access to this page",
     404: "Page not found",
     405: "That action is not allowed here",
+    409: "That changed in the meantime",
     413: "That upload is too large",
+    422: "Some of that could not be accepted",
     429: "Too many requests",
     500: "Something went wrong on our side",
     503: "Temporarily unavailable",
@@ -46,11 +51,22 @@ MESSAGES = {
     403: "Your account does not have access to this.",
     404: "There is nothing at this address.",
     405: "This address does not accept that method.",
+    409: "Someone changed this in the meantime. Reload the page and try again.",
     413: "The request body is larger than we accept.",
+    422: "Some of what you sent is not valid.",
     429: "You have sent too many requests. Please wait a moment and try again.",
     500: "An unexpected error occurred. It has been logged.",
     503: "The service is temporarily unavailable. Please try again shortly.",
 }
+
+
+class MalformedRequest(Exception):
+    """The request itself is malformed (not the person's answers): a 400 saying what was wrong."""
+
+    def __init__(self, message: str, *, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 def wants_json() -> bool:
@@ -96,12 +112,35 @@ def _csrf_error(error: CSRFError) -> Response:
     )
 
 
+def _domain_error(error: DomainError) -> Response:
+    """A rule said no and no view handled it: the status that rule means, its own message."""
+    if isinstance(error, ValidationFailed):
+        return error_response(422, str(error) if not wants_json() else
+                              "Some fields are not valid.", code="invalid", fields=error.errors)
+    status = 404 if isinstance(error, NotFound) else 403 if isinstance(error, Forbidden) else 409
+    return error_response(status, str(error))
+
+
+def _malformed(error: MalformedRequest) -> Response:
+    return error_response(400, error.message, code=error.code)
+
+
+def _unstorable(error: DataError) -> Response:
+    """A value the database refused (a check a view missed): the sender's fault, not a 500."""
+    log.warning("database refused a value on %s %s: %s", request.method, request.path,
+                str(error.orig).splitlines()[0] if error.orig else type(error).__name__)
+    return error_response(400, "Something in the request cannot be stored. Check what you sent.")
+
+
 def _unexpected(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500)
 
 
 def init_app(app: Flask) -> None:
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(MalformedRequest, _malformed)
+    app.register_error_handler(DataError, _unstorable)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

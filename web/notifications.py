@@ -18,13 +18,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import clock
 from core.db import Database
+from core.errors import ValidationFailed
 from core.notifications import service
 from core.notifications.bus import NotificationBus
 from core.notifications.models import Notification
 from core.tenancy.context import TenantContext, set_context
 from web.authn import current, login_required
 from web.context import services, settings, tenant_context, uow
-from web.errors import error_response
+from web.inputs import aware_timestamp, json_object
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/api/notifications")
 
@@ -48,19 +49,13 @@ def _as_dict(notification: Notification) -> dict[str, object]:
     }
 
 
-def _since(raw: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
-
-
 @blueprint.get("")
 @login_required
 def recent() -> Response:
     view = current()
     assert view is not None
-    items = service.since(uow().session, view.account_uuid, _since(request.args.get("after")))
+    after = aware_timestamp(request.args.get("after"), "after")
+    items = service.since(uow().session, view.account_uuid, after)
     return jsonify({"notifications": [_as_dict(n) for n in items]})
 
 
@@ -69,14 +64,21 @@ def recent() -> Response:
 def mark_read() -> Response:
     view = current()
     assert view is not None
-    body = request.get_json(silent=True) or {}
-    try:
-        ids = [uuid.UUID(str(i)) for i in body.get("ids", [])][:100]
-    except ValueError:
-        return error_response(422, "ids must be a list of notification ids", code="invalid")
+    ids = _notification_ids(json_object('{"ids": ["<notification id>", …]}'))
     service.mark_read(uow().session, view.account_uuid, ids)
     uow().commit()
     return jsonify({"ok": True})
+
+
+def _notification_ids(body: dict[str, object]) -> list[uuid.UUID]:
+    raw = body.get("ids")
+    problem = "ids must be a list of at most 100 notification ids"
+    if not isinstance(raw, list) or len(raw) > 100 or not all(isinstance(i, str) for i in raw):
+        raise ValidationFailed({"ids": problem})
+    try:
+        return [uuid.UUID(i) for i in raw]
+    except ValueError:
+        raise ValidationFailed({"ids": problem}) from None
 
 
 @blueprint.get("/stream")
@@ -84,7 +86,8 @@ def mark_read() -> Response:
 def stream() -> Response:
     view = current()
     assert view is not None
-    after = _since(request.headers.get("Last-Event-ID") or request.args.get("after"))
+    after = (aware_timestamp(request.headers.get("Last-Event-ID"), "Last-Event-ID")
+             or aware_timestamp(request.args.get("after"), "after"))
     return _event_stream(_events(services().db, services().notifications, _slots(),
                                  view.account_uuid, tenant_context(),
                                  after or clock.now() - CATCH_UP))

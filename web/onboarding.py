@@ -28,6 +28,7 @@ from core.onboarding.stages import Stage, flow, next_stage
 from web.authn import current, login_required, role_required
 from web.context import services, uow
 from web.errors import error_response
+from web.inputs import json_object
 
 blueprint = Blueprint("onboarding", __name__)
 
@@ -266,9 +267,7 @@ def api_progress() -> Any:
 @blueprint.put("/api/onboarding/progress")
 @login_required
 def api_save() -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return error_response(400, "Send a JSON object: {stage, data, version}.")
+    body = json_object('{"stage": "personal-info", "data": {…}, "version": 3}')
     stage_ = Stage.from_slug(str(body.get("stage", "")))
     data = body.get("data")
     version = body.get("version")

@@ -476,7 +476,7 @@ def logout(uow: UnitOfWork, cache: Cache, view: sessions.SessionView) -> None:
 
 def revoke_session(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
                    target_hash: str) -> None:
-    record = uow.session.get(AuthSession, target_hash)
+    record = uow.session.get(AuthSession, target_hash) if sessions.is_id_hash(target_hash) else None
     if record is None or str(record.identity_id) != view.identity_id:
         raise NotFound("No such session.")
     if record.revoked_at is not None:

@@ -145,9 +145,14 @@ def _expired(created_at: datetime, last_seen_at: datetime, settings: Settings) -
     return None
 
 
-def load(session: Session, cache: Cache, settings: Settings, raw_id: str) -> SessionView | None:
-    """The view of a live session, or None (unknown, revoked or timed out)."""
-    if not raw_id or len(raw_id) > 100:
+def is_id_hash(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def load(session: Session, cache: Cache, settings: Settings, raw_id: object) -> SessionView | None:
+    """The view of a live session, or None (unknown, revoked or timed out). `raw_id` comes from
+    a signed cookie, but a signed cookie from another version of the app may hold anything."""
+    if not isinstance(raw_id, str) or not raw_id or len(raw_id) > 100:
         return None
     id_hash = digest(raw_id)
     cached = cache.get(_cache_key(id_hash))

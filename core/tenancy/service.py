@@ -65,8 +65,11 @@ def create_tenant(uow: UnitOfWork, name: str) -> Tenant:
     return tenant
 
 
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
 def by_slug(session: Session, slug: str) -> Tenant | None:
-    if not slug or len(slug) > 60:
+    if not slug or len(slug) > 60 or not _SLUG.fullmatch(slug):
         return None
     return session.execute(sa.select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
 
