@@ -40,6 +40,8 @@ from core.tenancy.service import by_slug, clean_text, create_tenant
 from core.uow import UnitOfWork
 
 INVITATION_LIFETIME = timedelta(days=7)
+# A lockout that ended longer ago than this no longer makes the next one longer.
+LOCKOUT_MEMORY = timedelta(hours=24)
 
 
 class SignupOutcome(StrEnum):
@@ -385,8 +387,7 @@ def authenticate(uow: UnitOfWork, settings: Settings, *, email: str,
         raise NotVerified()
     if identity.password_hash and needs_rehash(identity.password_hash):
         identity.password_hash = hash_password(password)
-    identity.failed_logins = 0
-    identity.first_failed_at = None
+    _clear_failures(identity)
     account = _landing_account(session, identity)
     if account is None:
         raise LoginFailed(identity.id)
@@ -401,6 +402,8 @@ def _count_failure(uow: UnitOfWork, settings: Settings, identity: Identity) -> N
         identity.failed_logins = 0
     identity.failed_logins += 1
     if identity.failed_logins >= settings.login_max_failures:
+        if identity.locked_until is not None and now - identity.locked_until > LOCKOUT_MEMORY:
+            identity.lockouts = 0
         minutes = min(settings.lockout_minutes * 2 ** identity.lockouts, 24 * 60)
         identity.locked_until = now + timedelta(minutes=minutes)
         identity.lockouts += 1
@@ -408,6 +411,15 @@ def _count_failure(uow: UnitOfWork, settings: Settings, identity: Identity) -> N
         identity.first_failed_at = None
         uow.record(EventType.ACCOUNT_LOCKED, subject=f"identity:{identity.id}",
                    payload={"minutes": minutes, "lockouts": identity.lockouts})
+
+
+def _clear_failures(identity: Identity) -> None:
+    """The owner proved themselves (or an admin vouched): lockouts start again from the first
+    length, so no one who merely knows the address can push them towards day-long locks."""
+    identity.failed_logins = 0
+    identity.first_failed_at = None
+    identity.locked_until = None
+    identity.lockouts = 0
 
 
 def _landing_account(session: Session, identity: Identity) -> Account | None:
@@ -513,8 +525,7 @@ def _set_password(uow: UnitOfWork, cache: Cache, identity: Identity, password: s
                   keep: str | None, how: str) -> None:
     identity.password_hash = hash_password(password)
     identity.password_changed_at = clock.now()
-    identity.locked_until = None
-    identity.failed_logins = 0
+    _clear_failures(identity)
     sessions.end_all(uow.session, cache, identity.id, "password_changed", keep=keep)
     uow.record(EventType.PASSWORD_CHANGED, subject=f"identity:{identity.id}",
                payload={"how": how})
@@ -563,9 +574,7 @@ def unlock(uow: UnitOfWork, admin: Account, identity_id: uuid.UUID) -> Identity:
     identity = uow.session.get(Identity, identity_id)
     if identity is None:
         raise NotFound("No such identity.")
-    identity.locked_until = None
-    identity.failed_logins = 0
-    identity.first_failed_at = None
+    _clear_failures(identity)
     uow.record(EventType.ACCOUNT_UNLOCKED, actor_account_id=admin.id,
                subject=f"identity:{identity.id}")
     return identity
