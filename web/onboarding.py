@@ -35,6 +35,8 @@ blueprint = Blueprint("onboarding", __name__)
 DEFERRED = "onboarding_deferred"
 CONFLICT_NOTICE = ("These answers were changed in another window or device since this page was "
                    "opened. Check them, then continue.")
+STALE_FORM_NOTICE = ("This page was sent without the version of your answers it was based on. "
+                     "Check your answers below, then continue.")
 LABELS = {
     Stage.STARTED: "Welcome",
     Stage.PERSONAL_INFO: "About you",
@@ -180,6 +182,9 @@ def submit(slug: str) -> Any:
     if stages.index(page_stage) > stages.index(current):
         flash("Please finish this step first.", "info")  # no skipping ahead
         return redirect(url_for("onboarding.stage", slug=current.slug))
+    if _version() is None:
+        # Without the version it was based on, a save could silently overwrite another tab's.
+        return _page(progress, page_stage, values=values, status=422, notice=STALE_FORM_NOTICE)
     if page_stage != current and action == "continue":
         return _save_earlier_stage(progress, page_stage, values)
     try:

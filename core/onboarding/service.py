@@ -91,14 +91,21 @@ def _touch(progress: OnboardingProgress) -> None:
 
 def save_draft(uow: UnitOfWork, account_id: uuid.UUID, stage: Stage,
                values: Mapping[str, Any], version: int | None) -> OnboardingProgress:
-    """Keep what was typed, valid or not yet (auto-save). Never for a stage not reached yet."""
+    """Keep what was typed (auto-save). The current stage may hold an unfinished draft; a stage
+    already passed (every stage, once onboarding is complete) must stay valid, or a completed
+    set-up would silently reopen later. Never for a stage not reached yet."""
     progress = _locked(uow, account_id, version)
     stages = flow(progress.role)
     if stage not in stages or stage not in schemas.FIELDS:
         raise MoveNotAllowed("That stage is not part of your onboarding.")
-    if stages.index(stage) > stages.index(Stage(progress.stage)):
+    position, reached = stages.index(stage), stages.index(Stage(progress.stage))
+    if position > reached:
         raise MoveNotAllowed("Finish the earlier steps first.")
     _merged(progress, stage, schemas.clean_draft(stage, values))
+    if position < reached or progress.completed_at is not None:
+        _clean, errors = schemas.validate(stage, stage_data(progress, stage))
+        if errors:
+            raise StageIncomplete(stage, errors)
     _touch(progress)
     return progress
 

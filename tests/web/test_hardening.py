@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from core import clock
+from core.identity.models import Identity
+from core.onboarding import service as onboarding
+from core.tenancy.context import system_session
 from tests.support.factories import practice
-from tests.support.flows import PASSWORD, csrf_token, login, post_form
+from tests.support.flows import (
+    PASSWORD,
+    csrf_token,
+    login,
+    onboarding_step,
+    post_form,
+    signup_therapist,
+)
 
 
 @pytest.fixture
@@ -124,3 +136,52 @@ def test_a_signed_cookie_whose_session_id_is_not_text_is_just_anonymous(app, cli
     client.set_cookie("session", signed)
     assert client.get("/").status_code == 200
     assert client.get("/account/sessions").status_code == 302  # to the login page
+
+
+# -- onboarding: the version check and completed set-ups ------------------------------------------
+
+def _progress(db, account_id):
+    with system_session(db) as session:
+        return onboarding.of_account(session, account_id)
+
+
+@pytest.mark.parametrize("version", [None, "", "three", "1.5"])
+def test_an_onboarding_form_without_a_usable_version_saves_nothing(client, db, version):
+    signup_therapist(client, email="new@harbour.example")
+    with system_session(db) as session:
+        identity = session.execute(sa.select(Identity)).scalar_one()
+        identity.email_verified_at = clock.now()
+        session.commit()
+        account_id = identity.id
+    login(client, "new@harbour.example")
+    assert onboarding_step(client, "started", {}).status_code == 302
+    before = _progress(db, account_id)
+    data = {"action": "later", "full_name": "Typed", **({} if version is None
+                                                       else {"version": version})}
+    response = post_form(client, "/onboarding/personal-info", data,
+                         page="/onboarding/personal-info")
+    assert response.status_code == 422
+    assert "without the version" in response.get_data(as_text=True)
+    assert 'value="Typed"' in response.get_data(as_text=True)  # what they typed is on the page
+    after = _progress(db, account_id)
+    assert (after.version, after.data) == (before.version, before.data)
+
+
+def test_the_api_refuses_an_invalid_draft_into_a_completed_set_up(client, db, harbour):
+    login(client, harbour.client_email)
+    token = csrf_token(client, "/client")
+    before = _progress(db, harbour.client.id)
+    assert before.completed_at is not None
+    response = _json(client, "PUT", "/api/onboarding/progress",
+                     '{"stage": "personal-info", "data": {"full_name": "", "phone": "x"}, '
+                     f'"version": {before.version}}}', token=token)
+    error = _assert_clear_error(response, (422,))
+    assert set(error["fields"]) == {"full_name", "phone"}
+    after = _progress(db, harbour.client.id)
+    assert after.data == before.data and after.completed_at is not None
+    # A valid edit of a completed set-up is still saved.
+    response = _json(client, "PUT", "/api/onboarding/progress",
+                     '{"stage": "personal-info", "data": {"full_name": "Client Renamed"}, '
+                     f'"version": {before.version}}}', token=token)
+    assert response.status_code == 200
+    assert _progress(db, harbour.client.id).data["PERSONAL_INFO"]["full_name"] == "Client Renamed"
