@@ -6,10 +6,12 @@ mark themselves with the decorators below and `init_app` applies what they ask f
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, has_request_context, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_talisman import Talisman
@@ -19,6 +21,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from core.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 # Nothing inline runs without this request's nonce; nothing loads from anywhere but here.
 CONTENT_SECURITY_POLICY = {
@@ -92,6 +95,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     )
     limiter.request_filter(_exempt)
     app.extensions["platform_limiter"] = limiter
+    _install_outage_log()
+    app.after_request(_note_limits_answered)
 
 
 def apply_route_limits(app: Flask, settings: Settings) -> None:
@@ -119,3 +124,48 @@ def _record_breach(limit: Any) -> None:
 def _exempt() -> bool:
     """Health probes and static files are never limited (a load balancer polls them)."""
     return request.path.startswith(("/static/", "/api/health")) or request.path == "/favicon.ico"
+
+
+class _LimitStorageOutage(logging.Filter):
+    """flask-limiter logs a full traceback on every request while its storage (Redis) is down.
+    One warning when the outage starts, one line when it ends, nothing in between."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.exc_info and record.getMessage().startswith("Failed to")):
+            return True
+        if has_request_context():
+            g.rate_limits_failed = True
+        error = record.exc_info[1]
+        with self._lock:
+            started, self.down = not self.down, True
+        if started:
+            log.warning("rate-limit storage unavailable (%s: %s); requests are served without "
+                        "limits until it answers again", type(error).__name__,
+                        str(error).splitlines()[0][:200] if error else "")
+        return False
+
+    def answered(self) -> None:
+        with self._lock:
+            ended, self.down = self.down, False
+        if ended:
+            log.warning("rate-limit storage is back; limits apply again")
+
+
+_OUTAGE = _LimitStorageOutage()
+
+
+def _install_outage_log() -> None:
+    limiter_log = logging.getLogger("flask-limiter")
+    if _OUTAGE not in limiter_log.filters:
+        limiter_log.addFilter(_OUTAGE)
+
+
+def _note_limits_answered(response: Response) -> Response:
+    if _OUTAGE.down and not g.get("rate_limits_failed") and not _exempt():
+        _OUTAGE.answered()
+    return response
