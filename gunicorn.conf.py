@@ -24,13 +24,20 @@ def _preflight():
     Runs while gunicorn reads this file, before its master logs anything or forks workers.
     """
     from core.config import ConfigError, Settings
-    from core.db import DatabaseUnavailable, check_connection, create_db_engine
+    from core.db import (
+        DatabaseUnavailable,
+        check_connection,
+        create_db_engine,
+        require_rls_bound_role,
+    )
 
     try:
         settings = Settings.from_env()
         engine = create_db_engine(settings.database_url)
         try:
             check_connection(engine)
+            if settings.is_production:
+                require_rls_bound_role(engine)
         finally:
             engine.dispose()
     except (ConfigError, DatabaseUnavailable) as error:

@@ -20,7 +20,10 @@ from bench.servers import BIN, ROOT
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DATABASE_NAME = "bench_platform"
-DATABASE_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE_NAME}"
+# The platform connects as a plain role, as production must (a superuser would skip row-level
+# security, and with it part of the cost being measured); it owns the bench database.
+APP_ROLE = "bench_platform_app"
+DATABASE_URL = (f"postgresql+psycopg://{APP_ROLE}:{APP_ROLE}@127.0.0.1:5432/{DATABASE_NAME}")
 _PG_BENCH_URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE_NAME}"
 REDIS_URL = "redis://127.0.0.1:6379/14"
 # What the servers inherit from our shell; nothing else, so a developer's BROKER_URL, WEBHOOK_URL
@@ -66,9 +69,16 @@ def prepare(instance_path: Path) -> dict[str, str]:
 def _reset_database() -> None:
     try:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as connection:
-            name = sql.Identifier(DATABASE_NAME)
+            name, role = sql.Identifier(DATABASE_NAME), sql.Identifier(APP_ROLE)
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                      (APP_ROLE,)).fetchone():
+                connection.execute(sql.SQL(
+                    "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOBYPASSRLS").format(
+                        role, sql.Literal(APP_ROLE)))
+            connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, role))
+        with psycopg.connect(_PG_BENCH_URL, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(role))
     except psycopg.Error as error:
         raise SetupError(f"cannot reset database {DATABASE_NAME} via {PG_ADMIN_URL}: {error}"
                          ) from None

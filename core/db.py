@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
 
+from core.config import ConfigError
+
 # Stable constraint names, so migrations can drop and alter them on every backend.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -159,6 +161,30 @@ def check_connection(engine: Engine) -> None:
         raise DatabaseUnavailable(
             f"cannot reach the database at {describe_url(str(engine.url))}: {reason}"
         ) from None
+
+
+def rls_bypass_reason(engine: Engine) -> str | None:
+    """Why row-level security would not bind this engine's role (a superuser, BYPASSRLS), or
+    None. Every tenant wall below the ORM depends on the answer being None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    with engine.connect() as connection:
+        role, superuser, bypass = connection.execute(sa.text(
+            "SELECT current_user, rolsuper, rolbypassrls FROM pg_roles "
+            "WHERE rolname = current_user")).one()
+    if superuser:
+        return f"the database role {role!r} is a superuser"
+    if bypass:
+        return f"the database role {role!r} has BYPASSRLS"
+    return None
+
+
+def require_rls_bound_role(engine: Engine) -> None:
+    """Production refuses to serve as a role that skips row-level security."""
+    reason = rls_bypass_reason(engine)
+    if reason:
+        raise ConfigError(f"APP_ENV=production: {reason}, so row-level security would not "
+                          "apply; connect as a plain role (see deploy/postgres/10-app-role.sql)")
 
 
 class Database:

@@ -9,6 +9,7 @@ import sys
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from core.config import Settings
+from core.db import check_connection, create_db_engine, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from scheduler.leader import RedisLeaderLock
@@ -20,6 +21,11 @@ log = logging.getLogger("scheduler")
 def main() -> None:
     with exit_on_startup_error("scheduler"):
         settings = Settings.from_env()
+        if settings.is_production and not settings.embedded:
+            engine = create_db_engine(settings.database_url)
+            check_connection(engine)
+            require_rls_bound_role(engine)
+            engine.dispose()
     configure_logging(settings.log_format, settings.log_level, take_over=True)
     if settings.embedded or settings.redis_url is None:
         print("scheduler: REDIS_URL is not set. In embedded mode the scheduler runs inside the "

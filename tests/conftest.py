@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -81,23 +82,62 @@ def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("instance")
 
 
+# The platform connects as this role in the tests, as it does in production: not a superuser,
+# no BYPASSRLS, so every test runs behind the row-level security policies too. It owns the test
+# schema (the release step runs as it); TEST_DATABASE_URL's own role only creates it.
+APP_ROLE = "platform_test_app"
+APP_ROLE_PASSWORD = "platform-test-app"
+
+
+@pytest.fixture(scope="session")
+def admin_database_url() -> str:
+    """TEST_DATABASE_URL as given: a role that may create roles and terminate backends."""
+    if not TEST_DATABASE_URL:
+        if IN_CI:
+            pytest.fail("CI must set TEST_DATABASE_URL")
+        pytest.skip("needs TEST_DATABASE_URL (CI always sets it)")
+    return normalise_database_url(TEST_DATABASE_URL)
+
+
 @pytest.fixture(scope="session")
 def database_url(instance_dir: Path) -> str:
     if TEST_DATABASE_URL:
-        return normalise_database_url(TEST_DATABASE_URL)
+        return app_role_url(normalise_database_url(TEST_DATABASE_URL))
     return f"sqlite:///{instance_dir / 'test.db'}"
 
 
-def reset_schema(url: str) -> None:
-    """Drop everything, then build the schema the way production does: alembic upgrade head."""
+def app_role_url(admin_url: str) -> str:
+    """Create the application role if needed; the URL that connects as it."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
+                                        {"r": APP_ROLE}).first()
+            # Another test run on this server may create it a moment before us.
+            with contextlib.suppress(sa.exc.ProgrammingError):
+                if not exists:
+                    connection.execute(sa.text(
+                        f"CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_ROLE_PASSWORD}' "
+                        "NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"))
+    finally:
+        admin.dispose()
+    url = sa.engine.make_url(admin_url).set(username=APP_ROLE, password=APP_ROLE_PASSWORD)
+    return url.render_as_string(hide_password=False)
+
+
+def reset_schema(url: str, admin_url: str | None = None) -> None:
+    """Drop everything, then build the schema the way production does: alembic upgrade head,
+    run as the role the platform connects as (which then owns the schema). `admin_url`, when
+    the schema itself must be recreated by another role, is used for that alone."""
     from alembic import command
     from alembic.config import Config
 
-    engine = sa.create_engine(url)
+    owner = sa.engine.make_url(url).username
+    engine = sa.create_engine(admin_url or url)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(sa.text("CREATE SCHEMA public"))
+            connection.execute(sa.text(f'CREATE SCHEMA public AUTHORIZATION "{owner}"'))
     engine.dispose()
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
@@ -110,7 +150,8 @@ def reset_schema(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def database(database_url: str) -> Iterator[Database]:
-    reset_schema(database_url)
+    reset_schema(database_url, normalise_database_url(TEST_DATABASE_URL)
+                 if TEST_DATABASE_URL else None)
     db = Database(database_url)
     yield db
     db.dispose()
@@ -118,6 +159,8 @@ def database(database_url: str) -> Iterator[Database]:
 
 def delete_all_rows(db: Database) -> None:
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # past row-level security: every tenant
+            connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(table.delete())
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
+from core.db import rls_bypass_reason
 from core.events.outbox import backlog
 from core.health import UNHEALTHY, Warn, run_checks
 from web.context import services, settings
@@ -24,7 +25,19 @@ def _database() -> str:
     db = services().db
     with db.engine.connect() as connection:
         connection.execute(sa.text("SELECT 1"))
+    bypass = _rls_bypass_reason()
+    if bypass:
+        raise Warn(f"{db.dialect}: {bypass}; row-level security does not apply")
     return db.dialect
+
+
+def _rls_bypass_reason() -> str | None:
+    """Asked once per process: a connection's role does not change while it runs."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "rls_bypass" not in app.extensions:
+        app.extensions["rls_bypass"] = rls_bypass_reason(services().db.engine)
+    reason: str | None = app.extensions["rls_bypass"]
+    return reason
 
 
 def _cache() -> str:

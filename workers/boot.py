@@ -6,6 +6,7 @@ Reads the settings, connects the real broker (Redis or RabbitMQ) and declares ev
 from __future__ import annotations
 
 from core.config import Settings
+from core.db import check_connection, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from workers.broker import build_broker, install_broker
@@ -19,6 +20,9 @@ with exit_on_startup_error("worker"):
             "worker: no BROKER_URL or REDIS_URL is set. In embedded mode the worker runs inside "
             "the web process (make run); a separate worker needs a Redis or RabbitMQ broker."
         )
-    configure(settings)
+    runtime = configure(settings)
+    if settings.is_production:
+        check_connection(runtime.services.db.engine)
+        require_rls_bound_role(runtime.services.db.engine)
     broker = build_broker(settings)
     install_broker(broker)

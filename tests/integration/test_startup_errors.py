@@ -64,3 +64,25 @@ def _worker_stderr(result) -> str:
     ours = [line for line in result.stderr.splitlines() if line.startswith("worker:")]
     assert "Traceback" not in result.stderr, result.stderr
     return "\n".join(ours)
+
+
+@pytest.mark.parametrize("name", ["web (gunicorn)", "scheduler", "worker"])
+def test_production_refuses_a_database_role_that_skips_row_level_security(
+        name: str, admin_database_url: str, tmp_path) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_database_url)
+    with engine.connect() as connection:
+        is_superuser = connection.execute(sa.text(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")).scalar()
+    engine.dispose()
+    if not is_superuser:
+        pytest.skip("TEST_DATABASE_URL's role is not a superuser here")
+    env = platform_env(APP_ENV="production", DATABASE_URL=admin_database_url,
+                       REDIS_URL="redis://127.0.0.1:6379/0", SECRET_KEY=SECRET,
+                       INSTANCE_PATH=str(tmp_path))
+    result = run(COMMANDS[name], env)
+    assert result.returncode != 0
+    line = _one_line(result.stderr if name != "worker" else _worker_stderr(result))
+    assert "superuser" in line and "row-level security" in line
+    assert "10-app-role.sql" in line

@@ -95,3 +95,18 @@ def test_database_down_is_unhealthy_503(database_url, instance_dir):
     assert body["checks"]["database"]["status"] == "fail"
     assert "connection" in body["checks"]["database"]["detail"].lower()
     dead.dispose()
+
+
+def test_a_database_role_that_skips_row_level_security_is_degraded(
+        db, admin_database_url, instance_dir) -> None:
+    """The test suite connects as a plain role; TEST_DATABASE_URL's role is a superuser."""
+    admin_db = Database(admin_database_url)
+    try:
+        app = _app_with(admin_db, admin_database_url, instance_dir)
+        body = app.test_client().get("/api/health").get_json()
+    finally:
+        admin_db.dispose()
+    assert body["status"] == "degraded"
+    database = body["checks"]["database"]
+    assert database["status"] == "warn" and "superuser" in database["detail"]
+    assert "row-level security does not apply" in database["detail"]

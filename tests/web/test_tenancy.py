@@ -10,12 +10,13 @@ import sqlalchemy as sa
 
 from core import clock
 from core.audit.models import AuditEntry
+from core.config import normalise_database_url
 from core.db import Database
 from core.identity.models import Account, Invitation
 from core.services import Services
 from core.tenancy.context import TenantContext, TenantViolation, set_context, system_session
 from core.uow import UnitOfWork
-from tests.conftest import make_settings
+from tests.conftest import TEST_DATABASE_URL, make_settings
 from tests.support.factories import practice
 from tests.support.flows import login, post_form
 from web import create_app
@@ -111,15 +112,17 @@ def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app,
                            f"invitations:{harbour.invitation.id}"}
 
 
-APP_ROLE = "platform_app_test"
+APP_ROLE = "platform_app_test_grantee"
 
 
 @pytest.fixture
 def app_role_database(db, database_url):
-    """The schema as seen by a non-owner, non-superuser application role."""
+    """The schema as seen by a non-owner, non-superuser application role (the suite's own role
+    owns the tables; this one only has grants on them)."""
     if db.dialect != "postgresql":
         pytest.skip("row-level security is PostgreSQL's")
-    with db.engine.begin() as connection:
+    admin = sa.create_engine(normalise_database_url(TEST_DATABASE_URL))
+    with admin.begin() as connection:
         exists = connection.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
                                     {"r": APP_ROLE}).first()
         if not exists:
@@ -128,6 +131,7 @@ def app_role_database(db, database_url):
         connection.execute(sa.text(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE}"))
         connection.execute(sa.text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}"))
+    admin.dispose()
     url = sa.engine.make_url(database_url).set(username=APP_ROLE, password=None)
     role_db = Database(url.render_as_string(hide_password=False))
     yield role_db
