@@ -8,6 +8,7 @@ from __future__ import annotations
 from core.config import Settings
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
+from core.services import Services
 from workers.broker import build_broker, install_broker
 from workers.runtime import configure
 
@@ -19,6 +20,8 @@ with exit_on_startup_error("worker"):
             "worker: no BROKER_URL or REDIS_URL is set. In embedded mode the worker runs inside "
             "the web process (make run); a separate worker needs a Redis or RabbitMQ broker."
         )
-    configure(settings)
+    # Batches and exports run here: a longer statement timeout than the web's.
+    configure(settings, Services.build(settings,
+                                       statement_timeout_ms=settings.worker_statement_timeout_ms))
     broker = build_broker(settings)
     install_broker(broker)
