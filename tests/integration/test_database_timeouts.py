@@ -94,6 +94,22 @@ def test_a_commit_the_server_never_answers_fails(engine, proxy) -> None:
     assert failed.connection_invalidated
 
 
+def test_a_transaction_that_cannot_even_begin_fails_the_same_way(engine, proxy) -> None:
+    import core.tenancy.context  # noqa: F401 - its session event opens every transaction
+    from core.db import Database
+
+    database = Database(str(engine.url), engine=engine)
+    assert scalar(engine, "SELECT 1") == 1
+    proxy.blackhole()
+    with database.session() as session:
+        # The row-level security settings go to the driver first, past SQLAlchemy.
+        failed = outcome(lambda: session.execute(sa.text("SELECT 1")))
+    assert isinstance(failed, sa.exc.OperationalError), failed
+    assert failed.connection_invalidated
+    proxy.restore()
+    assert scalar(engine, "SELECT 2") == 2
+
+
 def test_new_connections_to_a_silent_server_time_out(engine, proxy) -> None:
     proxy.blackhole()  # accepts, never answers the start-up packet
     failed = outcome(lambda: scalar(engine, "SELECT 1"))
