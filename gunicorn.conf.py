@@ -33,7 +33,8 @@ def _preflight():
 
     try:
         settings = Settings.from_env()
-        engine = create_db_engine(settings.database_url)
+        engine = create_db_engine(settings.database_url,
+                                  statement_timeout_ms=settings.database_statement_timeout_ms)
         try:
             check_connection(engine)
             if settings.is_production:

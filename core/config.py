@@ -86,6 +86,11 @@ class Settings:
     rate_limit_authenticated: str = "100 per minute"
     rate_limit_auth_endpoints: str = "10 per minute"
     health_timeout_seconds: float = 2.0
+    # PostgreSQL's statement_timeout for this process's connections (0: none); the client stops
+    # waiting for the server a little later (core.db). Pages and the scheduler need milliseconds;
+    # workers run batches and exports, so they get longer. Migrations are never bounded.
+    database_statement_timeout_ms: int = 5000
+    worker_statement_timeout_ms: int = 60_000
     # Embedded mode: threads of the in-process worker that drains the StubBroker.
     embedded_worker_threads: int = 4
     scheduler_lock_ttl_seconds: int = 15
@@ -187,6 +192,12 @@ class Settings:
             or cls.rate_limit_auth_endpoints,
             health_timeout_seconds=_int("HEALTH_TIMEOUT_MS", env.get("HEALTH_TIMEOUT_MS", "2000"),
                                         minimum=50) / 1000,
+            database_statement_timeout_ms=_int(
+                "DATABASE_STATEMENT_TIMEOUT_MS", env.get("DATABASE_STATEMENT_TIMEOUT_MS", "5000")
+            ),
+            worker_statement_timeout_ms=_int(
+                "WORKER_STATEMENT_TIMEOUT_MS", env.get("WORKER_STATEMENT_TIMEOUT_MS", "60000")
+            ),
             embedded_worker_threads=_int(
                 "WORKER_THREADS", env.get("WORKER_THREADS", "4"), minimum=1
             ),

@@ -63,34 +63,81 @@ def new_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-# A pooled connection idle longer than this is pinged before it is handed out.
+# A pooled connection idle longer than this is pinged before it is handed out ...
 IDLE_BEFORE_PING_SECONDS = 5.0
+# ... and must answer the ping within this, or it is replaced.
+PING_TIMEOUT_SECONDS = 2.0
+# With a statement timeout, the client gives up on the server this much later than the server
+# gives up on the statement: time for the server's own cancellation to arrive.
+ANSWER_MARGIN_SECONDS = 2.0
+# Every pool holds more connections than its process has threads: waiting longer for one means
+# they are all stuck, and the request is better answered at once.
+POOL_TIMEOUT_SECONDS = 3.0
+# libpq settings for every connection, unless DATABASE_URL sets them. Keepalives find a peer that
+# vanished (host down, path gone) within about a minute even while the connection is idle;
+# `tcp_user_timeout` fails a connection whose sent bytes stay unacknowledged for 30 s. Neither
+# can tell a silent server from a slow one: that is the answer timeout's job (core.pgconn).
+CONNECTION_DEFAULTS: dict[str, int | str] = {
+    "connect_timeout": 3,
+    "application_name": "practice-platform",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 class DatabaseUnavailable(Exception):
     """The database cannot be reached; the message is one line, with the password hidden."""
 
 
-def create_db_engine(url: str | sa.URL, *, pool_size: int = 10,
-                     durable_commits: bool = True) -> Engine:
+def create_db_engine(url: str | sa.URL, *, pool_size: int = 10, durable_commits: bool = True,
+                     statement_timeout_ms: int | None = None) -> Engine:
     """`durable_commits=False` gives connections whose commits do not wait for the disk; only
-    ever for markers (see `Database.execute_marker`), never for the application's data."""
+    ever for markers (see `Database.execute_marker`), never for the application's data.
+
+    `statement_timeout_ms` (PostgreSQL): the server cancels a statement that runs longer, and
+    the client stops waiting for any answer `ANSWER_MARGIN_SECONDS` after that; None or 0: no
+    bound on either side (migrations must never be cut short)."""
     if str(url).startswith("sqlite"):
         return _sqlite_engine(str(url))
-    connect_args: dict[str, Any] = {"connect_timeout": 3, "application_name": "practice-platform"}
-    if not durable_commits:
-        connect_args["options"] = "-c synchronous_commit=off"
     engine = sa.create_engine(
         url,
         # At least a worker process's threads (8 by default), so connections are reused, not
         # opened and closed as overflow.
         pool_size=pool_size,
         max_overflow=10,
-        pool_timeout=5,
-        connect_args=connect_args,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
     )
+    _connect_with_bounds(engine, statement_timeout_ms or None, durable_commits)
     _ping_connections_left_idle(engine)
     return engine
+
+
+def _connect_with_bounds(engine: Engine, statement_timeout_ms: int | None,
+                         durable_commits: bool) -> None:
+    from core.pgconn import BoundedConnection
+
+    server_settings = []
+    if statement_timeout_ms is not None:
+        server_settings.append(f"-c statement_timeout={statement_timeout_ms}")
+    if not durable_commits:
+        server_settings.append("-c synchronous_commit=off")
+    answer_timeout = (None if statement_timeout_ms is None
+                      else statement_timeout_ms / 1000 + ANSWER_MARGIN_SECONDS)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: list[Any],
+                 cparams: dict[str, Any]) -> BoundedConnection:
+        for name, value in CONNECTION_DEFAULTS.items():
+            cparams.setdefault(name, value)
+        if server_settings:
+            # Ours last: the answer timeout above is computed from them, so they must win.
+            cparams["options"] = " ".join([cparams.get("options", ""), *server_settings]).strip()
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection.answer_timeout = answer_timeout
+        return connection
 
 
 def _ping_connections_left_idle(engine: Engine) -> None:
@@ -112,7 +159,8 @@ def _ping_connections_left_idle(engine: Engine) -> None:
         if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
             return
         try:
-            engine.dialect.do_ping(dbapi_connection)
+            with dbapi_connection.answering_within(PING_TIMEOUT_SECONDS):
+                engine.dialect.do_ping(dbapi_connection)
         except Exception as error:
             raise sa.exc.DisconnectionError(f"pooled connection is gone: {error}") from error
 
@@ -190,9 +238,11 @@ def require_rls_bound_role(engine: Engine) -> None:
 class Database:
     """An engine and its session factory; one per process (or per test app)."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None) -> None:
+    def __init__(self, url: str, *, engine: Engine | None = None,
+                 statement_timeout_ms: int | None = None) -> None:
         self.url = url
-        self.engine = engine or create_db_engine(url)
+        self.statement_timeout_ms = statement_timeout_ms
+        self.engine = engine or create_db_engine(url, statement_timeout_ms=statement_timeout_ms)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self._local = threading.local()
         self._markers: Engine | None = None  # its own pool: see execute_marker
@@ -236,7 +286,8 @@ class Database:
                     # A pool of its own: a connection that does not wait for the disk must never
                     # be handed to a transaction that writes the application's data.
                     self._markers = create_db_engine(
-                        self.engine.url, durable_commits=False
+                        self.engine.url, durable_commits=False,
+                        statement_timeout_ms=self.statement_timeout_ms,
                     ).execution_options(isolation_level="AUTOCOMMIT")
             connection = self._markers.connect()
             self._local.connection = connection

@@ -7,9 +7,10 @@ platform `unhealthy` (HTTP 503); anything else that fails or warns makes it `deg
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ PASS, WARN, FAIL = "pass", "warn", "fail"
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 
 # Shared, so a burst of probes cannot spawn unbounded threads; a hung check holds one thread
-# only until its own socket timeout.
+# only until its own socket timeout (and HealthChecks starts no second one meanwhile).
 _pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="health")
 
 
@@ -46,19 +47,49 @@ def _timed(check: Callable[[], str]) -> CheckResult:
     return CheckResult(status, round((time.perf_counter() - started) * 1000, 1), detail)
 
 
-def run_checks(checks: Mapping[str, Callable[[], str]], *, critical: set[str],
-               timeout: float) -> tuple[str, dict[str, CheckResult]]:
-    started = time.perf_counter()
-    futures = {name: _pool.submit(_timed, check) for name, check in checks.items()}
-    results: dict[str, CheckResult] = {}
-    for name, future in futures.items():
-        remaining = max(0.0, timeout - (time.perf_counter() - started))
-        try:
-            results[name] = future.result(timeout=remaining)
-        except FutureTimeout:
-            results[name] = CheckResult(FAIL, round(timeout * 1000, 1),
-                                        f"no answer within {timeout:g}s")
-    return overall(results, critical), results
+class HealthChecks:
+    """Runs named checks side by side, each bounded by the timeout, for one app.
+
+    A check that timed out keeps its thread until its dependency answers or its own bound ends
+    it. While it runs, later calls report that check as failing instead of starting it again:
+    probes against a silent dependency cannot pile up stuck threads."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[float, Future[CheckResult]]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, checks: Mapping[str, Callable[[], str]], *, critical: set[str],
+            timeout: float) -> tuple[str, dict[str, CheckResult]]:
+        started = time.perf_counter()
+        results: dict[str, CheckResult] = {}
+        futures: dict[str, Future[CheckResult]] = {}
+        for name, check in checks.items():
+            claimed = self._start_unless_running(name, check, started)
+            if isinstance(claimed, CheckResult):
+                results[name] = claimed
+            else:
+                futures[name] = claimed
+        for name, future in futures.items():
+            remaining = max(0.0, timeout - (time.perf_counter() - started))
+            try:
+                results[name] = future.result(timeout=remaining)
+            except FutureTimeout:
+                results[name] = CheckResult(FAIL, round(timeout * 1000, 1),
+                                            f"no answer within {timeout:g}s")
+        ordered = {name: results[name] for name in checks}
+        return overall(ordered, critical), ordered
+
+    def _start_unless_running(self, name: str, check: Callable[[], str],
+                              now: float) -> Future[CheckResult] | CheckResult:
+        with self._lock:
+            running = self._running.get(name)
+            if running is not None and not running[1].done():
+                age = now - running[0]
+                return CheckResult(FAIL, round(age * 1000, 1),
+                                   f"no answer yet to the check started {age:.1f}s ago")
+            future = _pool.submit(_timed, check)
+            self._running[name] = (now, future)
+            return future
 
 
 def overall(results: Mapping[str, CheckResult], critical: set[str]) -> str:

@@ -26,10 +26,15 @@ class Services:
     webhooks: WebhookSender
 
     @classmethod
-    def build(cls, settings: Settings, *, db: Database | None = None) -> Services:
+    def build(cls, settings: Settings, *, db: Database | None = None,
+              statement_timeout_ms: int | None = None) -> Services:
+        """`statement_timeout_ms`: this process's bound on database statements; the web's
+        (`settings.database_statement_timeout_ms`) unless given."""
+        if statement_timeout_ms is None:
+            statement_timeout_ms = settings.database_statement_timeout_ms
         return cls(
             settings=settings,
-            db=db or Database(settings.database_url),
+            db=db or Database(settings.database_url, statement_timeout_ms=statement_timeout_ms),
             cache=build_cache(settings.redis_url),
             mailer=build_mailer(settings.smtp_url, settings.instance_path),
             notifications=build_bus(settings.redis_url),

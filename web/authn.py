@@ -34,10 +34,15 @@ def current() -> SessionView | None:
     return view
 
 
+# Paths served the same to everyone: no session is looked up for them. Health probes must
+# answer whatever the database and the cache are doing, cookie or not.
+SESSIONLESS_PATHS = ("/static/", "/api/health")
+
+
 def _load_session() -> None:
     g.view = None
     raw = session.get("sid")
-    if not raw or request.path.startswith("/static/"):
+    if not raw or request.path.startswith(SESSIONLESS_PATHS):
         return
     with services().db.session() as db_session:
         g.view = sessions.load(db_session, services().cache, settings(), raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
@@ -26,6 +26,8 @@ blueprint = Blueprint("dashboards", __name__)
 def _resume_stage() -> dict[str, Any]:
     """The resume banner on dashboards of people who chose "Save & Continue Later"."""
     if not request.endpoint or not request.endpoint.startswith("dashboards."):
+        return {}
+    if g.get("error_page"):  # an error page has no banner (and the database may be away)
         return {}
     return {"resume_stage": pending_stage(current())}
 

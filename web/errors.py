@@ -1,20 +1,26 @@
 """Errors: a friendly page for browsers, `{"error": {"code", "message"}}` under /api/.
 
 Never a stack trace to the user; a 500 shows the request id so support can find the log line.
+A database that cannot be reached is a 503 with `Retry-After`, logged as one warning line.
 """
 
 from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
+from core.db import DatabaseUnavailable
 from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
+
+# Long enough for a restarting database or a failover; short enough that nobody gives up.
+RETRY_AFTER_SECONDS = 10
 
 CODES = {
     400: "bad_request",
@@ -85,6 +91,7 @@ def error_response(status: int, message: str | None = None, *, code: str | None 
     if wants_json():
         response = jsonify({"error": {"code": code, "message": message, **extra}})
     else:
+        g.error_page = True  # what the page would have shown (banners …) is not fetched now
         response = Response(render_template(
             "error.html", status=status, title=TITLES.get(status, "Request failed"),
             message=message, request_id=g.get("request_id"),
@@ -137,10 +144,37 @@ def _unexpected(error: Exception) -> Response:
     return error_response(500)
 
 
+def _database_error(error: sa.exc.DBAPIError) -> Response:
+    """OperationalError covers what the database's state causes (no connection, no answer in
+    time, a cancelled statement, too many clients); any other driver error on a connection
+    that was lost is the same outage. The rest are bugs."""
+    if isinstance(error, sa.exc.OperationalError) or error.connection_invalidated:
+        return _database_unavailable(error)
+    return _unexpected(error)
+
+
+def _database_unavailable(error: Exception) -> Response:
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                _one_line(error))
+    g.retry_after = RETRY_AFTER_SECONDS  # the rate limiter would raise it (web.security)
+    return error_response(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _one_line(error: Exception) -> str:
+    """The driver's own message, never SQLAlchemy's, which carries statements and parameters."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:300]
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(MalformedRequest, _malformed)
     app.register_error_handler(DataError, _unstorable)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sa.exc.DBAPIError, _database_error)
+    # The pool had no connection to give within its timeout.
+    app.register_error_handler(sa.exc.TimeoutError, _database_unavailable)
+    app.register_error_handler(DatabaseUnavailable, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from core.db import rls_bypass_reason
 from core.events.outbox import backlog
-from core.health import UNHEALTHY, Warn, run_checks
+from core.health import UNHEALTHY, HealthChecks, Warn
 from web.context import services, settings
 from web.security import plain_http_allowed
 from workers.broker import ping_broker, queue_depths
@@ -89,11 +89,17 @@ def _checks() -> dict[str, Callable[[], str]]:
     )}
 
 
+def _health_checks() -> HealthChecks:
+    """One per app: it remembers which of this app's checks are still running."""
+    checks: HealthChecks = current_app.extensions.setdefault("health_checks", HealthChecks())
+    return checks
+
+
 @blueprint.get("")
 @plain_http_allowed
 def health() -> tuple[Response, int]:
-    status, results = run_checks(_checks(), critical=CRITICAL,
-                                 timeout=settings().health_timeout_seconds)
+    status, results = _health_checks().run(_checks(), critical=CRITICAL,
+                                           timeout=settings().health_timeout_seconds)
     body = {"status": status, "checks": {name: r.as_dict() for name, r in results.items()}}
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"

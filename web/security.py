@@ -71,6 +71,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         permissions_policy={"geolocation": "()", "camera": "()", "microphone": "()"},
     )
     CSRFProtect(app)
+    # Registered before the limiter, so it runs after the limiter's own hook.
+    app.after_request(_own_retry_after_wins)
 
     def application_limit() -> str:
         """The seed's limits: per account once logged in, per address before."""
@@ -107,6 +109,16 @@ def apply_route_limits(app: Flask, settings: Settings) -> None:
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "auth_rate_limited", False):
             app.view_functions[endpoint] = tight(view)
+
+
+def _own_retry_after_wins(response: Response) -> Response:
+    """Flask-Limiter stamps the end of its window as Retry-After on every response it counted,
+    raising any earlier value; a response that says when to retry after an outage
+    (`g.retry_after`) means that, not when the rate budget refills."""
+    own = g.get("retry_after")
+    if own is not None:
+        response.headers["Retry-After"] = str(own)
+    return response
 
 
 def _client_key() -> str:

@@ -9,6 +9,7 @@ from core.config import Settings
 from core.db import check_connection, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
+from core.services import Services
 from workers.broker import build_broker, install_broker
 from workers.runtime import configure
 
@@ -20,7 +21,9 @@ with exit_on_startup_error("worker"):
             "worker: no BROKER_URL or REDIS_URL is set. In embedded mode the worker runs inside "
             "the web process (make run); a separate worker needs a Redis or RabbitMQ broker."
         )
-    runtime = configure(settings)
+    # Batches and exports run here: a longer statement timeout than the web's.
+    runtime = configure(settings, Services.build(
+        settings, statement_timeout_ms=settings.worker_statement_timeout_ms))
     if settings.is_production:
         check_connection(runtime.services.db.engine)
         require_rls_bound_role(runtime.services.db.engine)

@@ -73,9 +73,27 @@ def set_context(session: Session, context: TenantContext) -> None:
 def _apply_settings(connection: sa.Connection, context: TenantContext) -> None:
     # Straight to the driver: it runs at the start of every transaction of every request and
     # message, and SQLAlchemy's execution machinery cost more than the statement itself.
-    connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
-        _SET_CONTEXT, (str(context.tenant_id) if context.tenant_id else "",
-                       "on" if context.all_tenants else "off"))
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    parameters = (str(context.tenant_id) if context.tenant_id else "",
+                  "on" if context.all_tenants else "off")
+    try:
+        dbapi_connection.execute(_SET_CONTEXT, parameters)
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _as_sqlalchemy_error(connection, error, parameters) from error
+
+
+def _as_sqlalchemy_error(connection: sa.Connection, error: Any,
+                         parameters: tuple[str, str]) -> sa.exc.StatementError:
+    """What SQLAlchemy would have made of an error it did not see: wrapped in its exception
+    classes, and the connection invalidated if it was lost, so the pool never takes it back."""
+    dialect = connection.dialect
+    lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+    if lost:
+        connection.invalidate(error)
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        _SET_CONTEXT, parameters, error, dialect.loaded_dbapi.Error,
+        connection_invalidated=lost, dialect=dialect)
+    return wrapped
 
 
 _SET_CONTEXT = ("SELECT set_config('app.tenant_id', %s, true), "

@@ -1,4 +1,9 @@
-"""A TCP forwarder that a test can cut and restore: 'the broker went away, and came back'."""
+"""A TCP forwarder that a test can cut and restore: 'the broker went away, and came back'.
+
+It can also go silent the way a SIGSTOPped proxy (or a dropped network path) does: connections
+are still accepted and kept open, the kernel still takes every byte sent, but nothing is
+forwarded either way until `restore()`; then what was held flows on.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ class TcpProxy:
         self.listener.listen(128)
         self.port = self.listener.getsockname()[1]
         self.up = threading.Event()
+        self.flowing = threading.Event()
+        self.flowing.set()
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -31,13 +38,19 @@ class TcpProxy:
                 connection.close()
             self._connections.clear()
 
+    def blackhole(self) -> None:
+        """Go silent: keep accepting and keep every connection open, forward nothing."""
+        self.flowing.clear()
+
     def restore(self) -> None:
         self.up.set()
+        self.flowing.set()
 
     def close(self) -> None:
         self._closed = True
         self.cut()
         self.listener.close()
+        self.flowing.set()  # threads held by a black hole wake up and find their sockets closed
 
     def _accept(self) -> None:
         while not self._closed:
@@ -48,24 +61,35 @@ class TcpProxy:
             if not self.up.is_set():
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
             with self._lock:
-                self._connections += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+                self._connections.append(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _connect(self, client: socket.socket) -> None:
+        self.flowing.wait()  # a silent proxy does not even dial the target
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            if self._closed or client.fileno() < 0:
+                upstream.close()
+                return
+            self._connections.append(upstream)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.flowing.wait()  # held while silent, delivered after restore()
                 sink.sendall(data)
         except OSError:
             pass
         finally:
+            self.flowing.wait()  # even the close waits: a silent proxy forwards no FIN either
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.close()

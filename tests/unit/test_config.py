@@ -66,12 +66,25 @@ def test_production_with_real_backends_is_strict_by_default() -> None:
         ({"TRUSTED_PROXIES": "one"}, "whole number"),
         ({"FORCE_HTTPS": "maybe"}, "true or false"),
         ({"WEBHOOK_URL": "https://hooks.example.com/x"}, "WEBHOOK_SECRET"),
+        ({"DATABASE_STATEMENT_TIMEOUT_MS": "5s"}, "DATABASE_STATEMENT_TIMEOUT_MS must be"),
+        ({"WORKER_STATEMENT_TIMEOUT_MS": "-1"}, "WORKER_STATEMENT_TIMEOUT_MS must be"),
     ],
 )
 def test_malformed_settings_name_the_variable(tmp_path: Path, env: dict[str, str],
                                               message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"INSTANCE_PATH": str(tmp_path), **env})
+
+
+def test_statement_timeouts_are_short_for_pages_longer_for_workers(tmp_path: Path) -> None:
+    defaults = Settings.from_env({"INSTANCE_PATH": str(tmp_path)})
+    assert defaults.database_statement_timeout_ms == 5000
+    assert defaults.worker_statement_timeout_ms == 60_000
+    tuned = Settings.from_env({"INSTANCE_PATH": str(tmp_path),
+                               "DATABASE_STATEMENT_TIMEOUT_MS": "0",  # no timeout
+                               "WORKER_STATEMENT_TIMEOUT_MS": "300000"})
+    assert tuned.database_statement_timeout_ms == 0
+    assert tuned.worker_statement_timeout_ms == 300_000
 
 
 def test_log_lines_cannot_be_forged_through_user_input() -> None:
