@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.events.handlers import HandlerContext
+from core.mail import allowance
 from core.mail.render import compose, message_id_for
+
+log = logging.getLogger(__name__)
 
 
 def send_for_event(ctx: HandlerContext, template: str, to: str, **context: Any) -> None:
-    """Render `template` and send it. The Message-ID comes from (event, handler), so a retry
-    after an unknown SMTP outcome carries the same one."""
+    """Render `template` and send it, unless the recipient has had their allowance of such
+    e-mails (then it is counted as suppressed instead). The Message-ID comes from
+    (event, handler), so a retry after an unknown SMTP outcome carries the same one."""
+    session = ctx.uow.session
+    too_many = allowance.over_allowance(session, to, template)
+    if too_many:
+        allowance.record(session, to, template, ctx.event.id, "suppressed")
+        log.warning("%s e-mail for event %s suppressed: %s", template, ctx.event.id, too_many)
+        return
     settings = ctx.services.settings
     mail = compose(template, to=to, sender=settings.mail_from,
                       message_id=message_id_for(ctx.event.id, ctx.handler, settings.mail_from),
                       context={"public_url": settings.public_url, **context})
     ctx.services.mailer.send(mail)
+    allowance.record(session, to, template, ctx.event.id, "sent")
