@@ -17,6 +17,7 @@ class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
     def delete(self, *keys: str) -> None: ...
+    def incr(self, key: str, ttl_seconds: int) -> int | None: ...
     def ping(self) -> None: ...
     def beat(self, group: str, member: str, ttl_seconds: int) -> None: ...
     def alive(self, group: str) -> list[str]: ...
@@ -54,6 +55,17 @@ class MemoryCache:
         with self._lock:
             for key in keys:
                 self._values.pop(key, None)
+
+    def incr(self, key: str, ttl_seconds: int) -> int | None:
+        """Add one to a counter that expires `ttl_seconds` after its first count."""
+        with self._lock:
+            now = time.monotonic()
+            expires, value = self._values.get(key, (0.0, b""))
+            if expires < now:
+                expires, value = now + ttl_seconds, b"0"
+            count = int(value) + 1
+            self._values[key] = (expires, str(count).encode())
+            return count
 
     def ping(self) -> None:
         return None
@@ -99,6 +111,19 @@ class RedisCache:
             self.client.delete(*(self.prefix + k for k in keys))
         except Exception as error:
             log.warning("cache delete failed (%s)", type(error).__name__)
+
+    def incr(self, key: str, ttl_seconds: int) -> int | None:
+        """Add one to a counter that expires `ttl_seconds` after its first count; None when
+        Redis cannot answer."""
+        try:
+            pipe = self.client.pipeline()
+            pipe.incr(self.prefix + key)
+            pipe.expire(self.prefix + key, ttl_seconds, nx=True)
+            count, _ = pipe.execute()
+        except Exception as error:
+            log.warning("cache incr failed (%s)", type(error).__name__)
+            return None
+        return int(count)
 
     def ping(self) -> None:
         self.client.ping()

@@ -66,8 +66,10 @@ def origin() -> Origin:
     return Origin(ip=request.remote_addr, user_agent=request.user_agent.string or None)
 
 
-def record_security(type_: EventType, **fields: Any) -> None:
-    """A security audit entry that has no transaction of its own; never dropped."""
+def record_security(type_: EventType, *, count_key: str | None = None,
+                    delay_ms: int | None = None, **fields: Any) -> None:
+    """A security audit entry that has no transaction of its own; never dropped. With
+    `count_key` it is written `delay_ms` later, with the count of its repeats."""
     view = current()
     if "uow" in g:
         g.uow.end_idle_transaction()
@@ -77,8 +79,9 @@ def record_security(type_: EventType, **fields: Any) -> None:
         actor_account_id=view.account_uuid if view else None,
         subject=fields.pop("subject", None),
         payload={"method": request.method, "path": request.path[:200], **fields},
+        count_key=count_key,
     )
-    send_security_entry(services().db, entry)
+    send_security_entry(services().db, entry, delay_ms=delay_ms)
 
 
 def _unauthenticated() -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,8 @@ from core.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
+# The breach counter outlives its window by this much, for the entry written at its end.
+BREACH_COUNT_GRACE_SECONDS = 120
 
 # Nothing inline runs without this request's nonce; nothing loads from anywhere but here.
 CONTENT_SECURITY_POLICY = {
@@ -127,10 +130,21 @@ def _client_key() -> str:
 
 
 def _record_breach(limit: Any) -> None:
+    """One audit entry per limit, client and window, written when the window ends with the
+    number of requests it refused: a flood of 429s must not become a flood of audit rows."""
     from core.events.types import EventType
     from web.authn import record_security
+    from web.context import services
 
-    record_security(EventType.RATE_LIMIT_EXCEEDED, limit=str(limit.limit))
+    reset_at = int(limit.reset_at)
+    seconds_left = max(1, reset_at - int(time.time()))
+    count_key = f"limit-breaches:{limit.key}:{reset_at}"
+    refused = services().cache.incr(count_key, seconds_left + BREACH_COUNT_GRACE_SECONDS)
+    if refused is not None and refused > 1:
+        return  # this window's entry is already on its way
+    record_security(EventType.RATE_LIMIT_EXCEEDED, limit=str(limit.limit),
+                    count_key=count_key if refused else None,
+                    delay_ms=seconds_left * 1000 if refused else None)
 
 
 def _exempt() -> bool:

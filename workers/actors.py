@@ -14,6 +14,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from core.audit import writer as audit_writer
+from core.audit.security import with_final_count
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
@@ -85,8 +86,9 @@ def write_audit() -> None:
                 min_backoff=INTERNAL_RETRY.min_backoff_ms,
                 max_backoff=INTERNAL_RETRY.max_backoff_ms)
 def write_security_audit(entry: dict[str, Any]) -> None:
-    """A security entry with no transaction of its own (failed login, denied access …)."""
-    audit_writer.write_direct(current_uow(), [entry])
+    """A security entry with no transaction of its own (failed login, denied access …); one
+    that counts repeats arrives at the end of its window and takes the final count."""
+    audit_writer.write_direct(current_uow(), [with_final_count(entry, runtime().services.cache)])
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=2 * MINUTE_MS)

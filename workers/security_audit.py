@@ -11,13 +11,16 @@ from core.db import Database
 log = logging.getLogger(__name__)
 
 
-def send_security_entry(db: Database, entry: dict[str, Any]) -> None:
+def send_security_entry(db: Database, entry: dict[str, Any], *,
+                        delay_ms: int | None = None) -> None:
+    """`delay_ms`: write it that much later (an entry that counts repeats waits for the end
+    of its window)."""
     from workers.actors import write_security_audit
     from workers.publisher import can_publish_here
 
     if can_publish_here():
         try:
-            write_security_audit.send(entry)
+            write_security_audit.send_with_options(args=(entry,), delay=delay_ms)
             return
         except Exception as error:
             log.warning("broker unavailable for a %s entry (%s); keeping it in the outbox",

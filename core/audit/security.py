@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from core import clock
+from core.cache import Cache
 from core.events.models import Event
 from core.events.types import EventType
 from core.logs import request_id_var
@@ -28,9 +29,14 @@ def security_entry(
     actor_account_id: uuid.UUID | None = None,
     subject: str | None = None,
     payload: dict[str, Any] | None = None,
+    count_key: str | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready entry with its own id: the id makes a redelivered entry a no-op."""
+    """A JSON-ready entry with its own id: the id makes a redelivered entry a no-op.
+
+    `count_key` names a cache counter of how often the same thing happened in its window
+    (e.g. rejected requests of one client): the entry is written once, with the final count."""
     return {
+        "count_key": count_key,
         "id": str(uuid.uuid4()),
         "type": str(type),
         "tenant_id": str(tenant_id) if tenant_id else None,
@@ -42,6 +48,17 @@ def security_entry(
         "payload": storable(payload or {}),
         "occurred_at": clock.now().isoformat(),
     }
+
+
+def with_final_count(entry: dict[str, Any], cache: Cache) -> dict[str, Any]:
+    """The entry as it is written: its window's count filled in (at least the one that made
+    it, should the counter be gone)."""
+    key = entry.get("count_key")
+    if not key:
+        return entry
+    raw = cache.get(key) or b""
+    count = int(raw) if raw.isdigit() else None
+    return {**entry, "payload": {**entry["payload"], "count": count or 1}}
 
 
 def as_outbox_event(entry: dict[str, Any]) -> Event:

@@ -26,7 +26,8 @@ def limited(settings, db):
 
 
 def test_login_form_posts_are_limited_per_address_and_audited(limited, db):
-    app = limited(rate_limit_auth_endpoints="3 per minute")
+    # A short window: the entry is written when the window ends, with its count.
+    app = limited(rate_limit_auth_endpoints="3 per 2 seconds")
     worker = EmbeddedWorker(dramatiq.get_broker())
     try:
         client = app.test_client()
@@ -43,7 +44,8 @@ def test_login_form_posts_are_limited_per_address_and_audited(limited, db):
         rows = session.execute(sa.select(AuditEntry).where(
             AuditEntry.type == "RATE_LIMIT_EXCEEDED")).scalars().all()
     assert len(rows) == 1 and rows[0].details["path"] == "/login"
-    assert rows[0].details["limit"].startswith("3 per 1 minute")
+    assert rows[0].details["limit"].startswith("3 per 2 second")
+    assert rows[0].details["count"] == 1
 
 
 def test_logged_in_limits_are_per_account(limited, db):
@@ -59,3 +61,22 @@ def test_logged_in_limits_are_per_account(limited, db):
     assert seen[4].headers["X-RateLimit-Limit"] == "5"
     assert "Retry-After" in seen[5].headers
     assert grace.get("/therapist").status_code == 200  # another account has its own budget
+
+
+def test_a_flood_of_429s_is_one_audit_entry_per_client_and_window_with_its_count(limited, db):
+    app = limited(rate_limit_anonymous="5 per 3 seconds")
+    worker = EmbeddedWorker(dramatiq.get_broker())
+    try:
+        flooder, bystander = app.test_client(), app.test_client()
+        statuses = [flooder.get("/").status_code for _ in range(30)]
+        assert statuses == [200] * 5 + [429] * 25
+        other = bystander.get("/", environ_base={"REMOTE_ADDR": "127.0.0.2"})
+        assert other.status_code == 200  # another address has its own budget
+        worker.drain()
+    finally:
+        worker.stop()
+    with system_session(db) as session:
+        rows = session.execute(sa.select(AuditEntry).where(
+            AuditEntry.type == "RATE_LIMIT_EXCEEDED")).scalars().all()
+    assert len(rows) == 1
+    assert rows[0].details["count"] == 25 and rows[0].ip == "127.0.0.1"
