@@ -100,6 +100,8 @@ class Settings:
     broker_maintenance_chance: int = 1000
     # Live notification streams one web process serves at once (each holds a thread).
     notification_streams: int = 4
+    # Of those, how many one account may hold (more tabs: the oldest stream makes way).
+    notification_streams_per_account: int = 2
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     login_max_failures: int = 5
@@ -214,6 +216,9 @@ class Settings:
             ),
             notification_streams=_int("NOTIFICATION_STREAMS",
                                       env.get("NOTIFICATION_STREAMS", "4"), minimum=1),
+            notification_streams_per_account=_int(
+                "NOTIFICATION_STREAMS_PER_ACCOUNT",
+                env.get("NOTIFICATION_STREAMS_PER_ACCOUNT", "2"), minimum=1),
             session_idle_minutes=_int("SESSION_IDLE_MINUTES",
                                       env.get("SESSION_IDLE_MINUTES", "30"), minimum=1),
             session_absolute_hours=_int("SESSION_ABSOLUTE_HOURS",

@@ -2,13 +2,13 @@
 
 A stream holds one gunicorn thread (not a process) for at most STREAM_SECONDS, then ends; the
 browser's EventSource reconnects by itself and sends Last-Event-ID, so nothing is missed. Only
-NOTIFICATION_STREAMS may be open per process at once, so pages always have threads left.
+NOTIFICATION_STREAMS may be open per process at once, so pages always have threads left, and
+one account holds at most NOTIFICATION_STREAMS_PER_ACCOUNT of them (see web.stream_slots).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +26,7 @@ from core.tenancy.context import TenantContext, set_context
 from web.authn import current, login_required
 from web.context import services, settings, tenant_context, uow
 from web.inputs import aware_timestamp, json_object
+from web.stream_slots import StreamSlots
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/api/notifications")
 
@@ -93,11 +94,12 @@ def stream() -> Response:
                                  after or clock.now() - CATCH_UP))
 
 
-def _slots() -> threading.BoundedSemaphore:
+def _slots() -> StreamSlots:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    slots: threading.BoundedSemaphore | None = app.extensions.get("notification_streams")
+    slots: StreamSlots | None = app.extensions.get("notification_streams")
     if slots is None:
-        slots = threading.BoundedSemaphore(settings().notification_streams)
+        slots = StreamSlots(settings().notification_streams,
+                            settings().notification_streams_per_account)
         app.extensions["notification_streams"] = slots
     return slots
 
@@ -109,17 +111,20 @@ def _event_stream(body: Iterator[str]) -> Response:
     return response
 
 
-def _events(db: Database, bus: NotificationBus, slots: threading.BoundedSemaphore,
+def _events(db: Database, bus: NotificationBus, slots: StreamSlots,
             account_id: uuid.UUID, tenant: TenantContext, after: datetime) -> Iterator[str]:
     # Taken here, not in the view: a response that is never read never runs a finally.
-    if not slots.acquire(blocking=False):
+    slot, replaced = slots.take(str(account_id))
+    if replaced is not None:
+        bus.publish(str(account_id))  # wakes the replaced stream, which then closes
+    if slot is None:
         yield "retry: 5000\n\n"  # every stream slot of this process is busy: come back soon
         return
     deadline = time.monotonic() + STREAM_SECONDS
     try:
         with bus.subscribe(str(account_id)) as subscription:
             yield "retry: 3000\n\n"
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not slot.replaced.is_set():
                 with db.session() as session:
                     set_context(session, tenant)
                     fresh = service.since(session, account_id, after, unread_only=True)
@@ -129,5 +134,9 @@ def _events(db: Database, bus: NotificationBus, slots: threading.BoundedSemaphor
                            f"data: {json.dumps(_as_dict(notification))}\n\n")
                 if not subscription.wait(min(KEEPALIVE_SECONDS, deadline - time.monotonic())):
                     yield ": keep-alive\n\n"
+            if slot.replaced.is_set():
+                # A newer stream of the same account took this one's place; the page stops
+                # listening until it is looked at again (see app.js).
+                yield "retry: 60000\nevent: replaced\ndata: {}\n\n"
     finally:
-        slots.release()
+        slots.release(slot)

@@ -98,3 +98,66 @@ def test_another_account_never_sees_my_notifications(app, db):
     other = app.test_client()
     login(other, elm.therapist_email)
     assert other.get("/api/notifications").get_json() == {"notifications": []}
+
+
+def _open_stream(client, blocks: queue.Queue) -> threading.Thread:
+    response = client.get("/api/notifications/stream", buffered=False)
+    assert response.status_code == 200
+    reader = threading.Thread(target=_read_until_closed, args=(response, blocks), daemon=True)
+    reader.start()
+    return reader
+
+
+def _read_until_closed(response, into: queue.Queue) -> None:
+    buffer = ""
+    try:
+        for chunk in response.response:
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                into.put(block)
+    finally:
+        into.put(None)
+        response.close()
+
+
+def test_one_account_cannot_hold_every_stream(db, database_url, instance_dir, monkeypatch):
+    import web.notifications
+
+    # Streams end by themselves soon after the test, instead of holding a thread for a minute.
+    monkeypatch.setattr(web.notifications, "STREAM_SECONDS", 4)
+    settings = make_settings(database_url, instance_dir, notification_streams=3,
+                             notification_streams_per_account=2)
+    app = create_app(settings, services=Services.build(settings, db=db))
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    elm = practice(db, "Elm Street", slug_hint="elm")
+    greedy, other = app.test_client(), app.test_client()
+    login(greedy, harbour.therapist_email)
+    login(other, elm.therapist_email)
+
+    tabs = [queue.Queue() for _ in range(4)]
+    _open_stream(greedy, tabs[0])
+    assert tabs[0].get(timeout=5) == "retry: 3000"
+    _open_stream(greedy, tabs[1])
+    assert tabs[1].get(timeout=5) == "retry: 3000"
+    # A third tab of the same person replaces the oldest, which is told so and closes.
+    _open_stream(greedy, tabs[2])
+    assert tabs[2].get(timeout=5) == "retry: 3000"
+    replaced = tabs[0].get(timeout=5)
+    while replaced.startswith(":"):
+        replaced = tabs[0].get(timeout=5)
+    assert "event: replaced" in replaced and "retry: 60000" in replaced
+    assert tabs[0].get(timeout=5) is None  # the stream ended
+    # Someone else still gets a stream.
+    _open_stream(other, tabs[3])
+    assert tabs[3].get(timeout=5) == "retry: 3000"
+    # The process is full now: a newcomer is asked to come back, not left hanging.
+    newcomer_blocks: queue.Queue = queue.Queue()
+    newcomer = app.test_client()
+    login(newcomer, harbour.client_email)
+    _open_stream(newcomer, newcomer_blocks)
+    assert newcomer_blocks.get(timeout=5) == "retry: 5000"
+    assert newcomer_blocks.get(timeout=5) is None
+    for tab in tabs[1:]:  # the rest end on their own once their time is up
+        while tab.get(timeout=10) is not None:
+            pass

@@ -50,11 +50,23 @@
     }).catch(function () { /* shown already; it stays unread until next time */ });
   }
 
-  // Live notifications over Server-Sent Events; the browser reconnects on its own.
+  // Live notifications over Server-Sent Events; the browser reconnects on its own. One person
+  // holds only a few streams at once: when a newer tab takes this one's place, the server says
+  // "replaced" and this tab stops listening until it is looked at again.
+  var source = null;
+
+  function listenWhenSeen() {
+    if (document.visibilityState === "visible" && !source) listen();
+  }
+
   function listen() {
     var meta = document.querySelector('meta[name="notifications-stream"]');
     if (!meta || !window.EventSource) return;
-    var source = new EventSource(meta.getAttribute("content"));
+    source = new EventSource(meta.getAttribute("content"));
+    source.addEventListener("replaced", function () {
+      source.close();
+      source = null;
+    });
     source.addEventListener("notification", function (event) {
       var item = JSON.parse(event.data);
       Platform.toast(item.title, item.body, item.link);
@@ -65,6 +77,7 @@
     });
   }
 
+  document.addEventListener("visibilitychange", listenWhenSeen);
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", listen);
   } else {
