@@ -9,6 +9,7 @@ from core.config import Settings
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from workers.broker import build_broker, install_broker
+from workers.middleware import ExitWithParent
 from workers.runtime import configure
 
 with exit_on_startup_error("worker"):
@@ -21,4 +22,5 @@ with exit_on_startup_error("worker"):
         )
     configure(settings)
     broker = build_broker(settings)
+    broker.add_middleware(ExitWithParent())
     install_broker(broker)

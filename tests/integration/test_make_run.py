@@ -273,3 +273,15 @@ def test_embedded_make_run_restarts_its_process_and_stops_on_ctrl_c(runs, tmp_pa
     wait_until(lambda: not run.make.alive(), 60, "make run to stop")
     wait_until(lambda: not run.processes(), 10, "every process of make run to stop")
     assert "Traceback" not in run.output()
+
+
+def test_worker_processes_stop_when_their_main_process_is_killed(make_run) -> None:
+    run = make_run()
+    main, workers = wait_until(lambda: worker_processes(run), 30, "dramatiq worker processes")
+
+    os.kill(main, signal.SIGKILL)  # dramatiq cannot stop its worker processes now
+    wait_until(lambda: (found := worker_processes(run)) and found[0] != main, 60,
+               "a new dramatiq worker")
+    # Orphans would go on consuming beside the new worker, and outlive make run.
+    wait_until(lambda: not any(running(pid) for pid in workers), 30,
+               "the old worker processes to stop")
