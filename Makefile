@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 # Links in e-mails point where `make run` serves, unless PUBLIC_URL says otherwise.
 PUBLIC_URL ?= http://$(HOST):$(PORT)
+# The app's local state (SQLite, secret key, e-mails as files) and, under `make run`, the pid file.
+INSTANCE_PATH ?= $(CURDIR)/instance
 
 .PHONY: run test test-fast bench lint typecheck migrate lock clean
 
@@ -22,17 +24,23 @@ $(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
 	$(BIN)/pip install --quiet -r requirements-dev.lock
 	touch $@
 
-# Whole platform. No BROKER_URL/REDIS_URL: one embedded process (SQLite unless DATABASE_URL is
-# set, in-process broker, worker and scheduler). With them: the Procfile processes via honcho.
+# Whole platform, under supervisord (deploy/supervisor/): a process that dies is started again,
+# with backoff; Ctrl+C or SIGTERM stops everything. No BROKER_URL/REDIS_URL: one embedded process
+# (SQLite unless DATABASE_URL is set, in-process broker, worker and scheduler). With them: the
+# Procfile's web, worker and scheduler.
 run: export PUBLIC_URL := $(PUBLIC_URL)
+run: export INSTANCE_PATH := $(INSTANCE_PATH)
 run: $(VENV)/.runtime
 	@$(BIN)/flask --app wsgi db upgrade
+	@mkdir -p "$$INSTANCE_PATH"
 	@if [ -n "$$REDIS_URL$$BROKER_URL" ]; then \
 		echo "Starting web, worker and scheduler (Procfile) at http://$(HOST):$(PORT)"; \
-		HOST=$(HOST) PORT=$(PORT) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start web worker scheduler; \
+		programs=procfile; \
 	else \
-		$(BIN)/python -m web --host $(HOST) --port $(PORT); \
-	fi
+		programs=embedded; \
+	fi; \
+	HOST=$(HOST) PORT=$(PORT) PATH="$(abspath $(BIN)):$$PATH" \
+		exec $(BIN)/supervisord -c deploy/supervisor/$$programs.conf
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from core.services import Services
 from workers.broker import build_broker, install_broker
+from workers.middleware import ExitWithParent
 from workers.runtime import configure
 
 with exit_on_startup_error("worker"):
@@ -28,4 +29,5 @@ with exit_on_startup_error("worker"):
         check_connection(runtime.services.db.engine)
         require_rls_bound_role(runtime.services.db.engine)
     broker = build_broker(settings)
+    broker.add_middleware(ExitWithParent())
     install_broker(broker)

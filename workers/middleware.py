@@ -1,11 +1,15 @@
-"""Dramatiq middleware: a unit of work and the request id per message, dead letters, heartbeat."""
+"""Dramatiq middleware: a unit of work and the request id per message, dead letters, heartbeat,
+exit with the main process."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -130,6 +134,34 @@ class Heartbeat(Middleware):
             except Exception as error:
                 log.warning("heartbeat failed: %s", type(error).__name__)
             self._stop.wait(HEARTBEAT_EVERY_SECONDS)
+
+
+class ExitWithParent(Middleware):
+    """A worker process of the `dramatiq` command stops when its main process is gone. Killed
+    outright (SIGKILL, the OOM killer), the main process cannot stop its worker processes: they
+    would go on consuming beside the replacement a supervisor starts, and outlive the supervisor
+    too. gunicorn's workers do the same."""
+
+    def __init__(self) -> None:
+        # Known from the fork, even when the main process died while this one was booting.
+        main = multiprocessing.parent_process()
+        self.main_pid = main.pid if main else None
+
+    def after_process_boot(self, broker: Any) -> None:
+        if self.main_pid is not None:
+            threading.Thread(target=self._watch, args=(self.main_pid,), name="exit-with-parent",
+                             daemon=True).start()
+
+    @staticmethod
+    def _watch(main_pid: int) -> None:
+        while True:
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(1)
+        log.warning("worker process %d: main process %d is gone; stopping", os.getpid(), main_pid)
+        os.kill(os.getpid(), signal.SIGTERM)  # dramatiq's own graceful stop
 
 
 def platform_middleware() -> list[Middleware]:

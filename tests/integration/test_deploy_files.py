@@ -1,14 +1,16 @@
-"""The deploy files agree with each other and with the code: Procfile, Dockerfile, compose file.
+"""The deploy files agree with each other and with the code: Procfile, Dockerfile, compose file,
+the supervisord configuration of `make run`.
 
 Docker does not run here, so these read the files. The compose file runs each Procfile process
 with the Procfile's own text as its command (Compose fills in `${NAME:-default}` from the
-environment `docker compose` runs in, as the shell does for honcho), so commands compare equal
+environment `docker compose` runs in, as sh does under `make run`), so commands compare equal
 without any rewriting.
 """
 
 from __future__ import annotations
 
 import ast
+import configparser
 import json
 import re
 import shlex
@@ -24,6 +26,7 @@ from core.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("web", "worker", "scheduler")
 APP_ROLE_SQL = ROOT / "deploy" / "postgres" / "10-app-role.sql"
+SUPERVISOR = ROOT / "deploy" / "supervisor"
 BACKENDS = ("postgres", "redis", "mailpit")
 IMAGE = "practice-platform:latest"
 
@@ -117,6 +120,37 @@ def test_procfile_variables_mean_the_same_to_compose_as_to_a_shell(
     for name, command in procfile.items():
         leftover = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-[^}$]*\}", "", command)
         assert "$" not in leftover, f"Procfile {name}: unsupported `$` form in {command!r}"
+
+
+# -- make run: supervisord ----------------------------------------------------------------------
+
+def supervised_programs(config: str) -> dict[str, dict[str, str]]:
+    parser = configparser.RawConfigParser()  # supervisord expands %(...)s itself
+    assert parser.read(SUPERVISOR / config)
+    return {section.removeprefix("program:"): dict(parser[section])
+            for section in parser.sections() if section.startswith("program:")}
+
+
+def test_make_run_supervises_the_procfile_processes_with_their_procfile_commands(
+    procfile: dict[str, str],
+) -> None:
+    programs = supervised_programs("procfile.conf")
+    assert set(programs) == set(APP_SERVICES)
+    for name, program in programs.items():
+        # sh expands `${NAME:-default}` as honcho's did; exec leaves no shell between.
+        assert shlex.split(program["command"]) == ["/bin/sh", "-c", f"exec {procfile[name]}"]
+    [program] = supervised_programs("embedded.conf").values()
+    assert program["command"] == "python -m web"
+
+
+def test_supervised_programs_restart_and_leave_no_child_behind() -> None:
+    for config in ("procfile.conf", "embedded.conf"):
+        for name, program in supervised_programs(config).items():
+            assert program["autorestart"] == "true", name
+            assert program["killasgroup"] == "true", name
+            # A second SIGTERM makes a dramatiq worker process quit at once: only the main
+            # process gets the stop signal, and stops its children itself.
+            assert program["stopasgroup"] == "false", name
 
 
 # -- compose: processes --------------------------------------------------------------------------

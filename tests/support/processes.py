@@ -1,4 +1,5 @@
-"""Start the platform's real processes (dramatiq worker, scheduler) for integration tests."""
+"""Start the platform's real processes (dramatiq worker, scheduler) for integration tests, and
+look at processes through /proc (Linux)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,51 @@ def run(args: list[str], env: Mapping[str, str],
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=ROOT, env=dict(env), capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def _state_and_parent(pid: int) -> tuple[str, int] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+    state, parent = stat.rpartition(")")[2].split()[:2]
+    return state, int(parent)
+
+
+def _all_pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    found = _state_and_parent(pid)
+    return found is not None and found[0] != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The running child processes of `pid`."""
+    return sorted(child for child in _all_pids()
+                  if (found := _state_and_parent(child)) and found[1] == pid and found[0] != "Z")
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Running processes whose environment has name=value, wherever they sit in the tree (an
+    orphan is re-parented, but keeps its environment)."""
+    entry = f"{name}={value}".encode()
+    found = []
+    for pid in _all_pids():
+        try:
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry in environment and running(pid):
+            found.append(pid)
+    return found
