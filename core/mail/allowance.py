@@ -38,7 +38,8 @@ BY_KIND: dict[str, Allowance] = {
     "signup_exists": Allowance(3, DAY),
     "account_locked": Allowance(3, DAY),
     "invitation": Allowance(3, DAY),
-    "onboarding_reminder": Allowance(2, DAY),
+    # The reminder job itself sends at most one a day and three in all.
+    "onboarding_reminder": Allowance(3, DAY),
     "test_email": Allowance(10, HOUR),
 }
 DEFAULT = Allowance(5, DAY)
