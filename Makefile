@@ -46,14 +46,17 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/unit tests/core $(PYTEST_ARGS)
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# Style, types (mypy strict on core, web, workers, scheduler, assembly) and the architecture's
+# import contracts (pyproject.toml [tool.importlinter]).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 migrate: $(VENV)/.runtime
 	$(BIN)/flask --app wsgi db upgrade

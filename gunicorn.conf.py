@@ -55,8 +55,9 @@ def post_worker_init(worker):
 
     settings = Settings.from_env()
     if settings.embedded:
+        from assembly import worker_side_of
         from workers.embedded import start_embedded_worker
 
-        start_embedded_worker(settings.embedded_worker_threads)
+        start_embedded_worker(worker_side_of(worker.wsgi), settings.embedded_worker_threads)
         worker.log.warning("embedded mode under gunicorn: scheduled jobs do not run here; "
                            "use `make run`, or set REDIS_URL and run the scheduler process")

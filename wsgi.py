@@ -1,7 +1,7 @@
 """The WSGI entry point: `gunicorn wsgi:app` (see gunicorn.conf.py for the process settings)."""
 
+from assembly import web_process
 from core.entry import exit_on_startup_error
-from web import create_app
 
 with exit_on_startup_error("web"):
-    app = create_app()
+    app = web_process()

@@ -50,11 +50,12 @@ def onboarding_clients(env: EnvKey, count: int) -> tuple[Person, ...]:
     """`count` verified clients who joined a practice of their own and are on the PERSONAL_INFO
     stage of their onboarding (version 2)."""
     from core import clock
-    from core.identity import service
+    from core.identity import signup
+    from core.identity.directory import account_for, identity_by_email
     from core.identity.models import Role
     from core.onboarding import service as onboarding
     from core.onboarding.stages import Stage
-    from core.tenancy.context import TenantContext
+    from core.scoping import TenantContext
     from core.uow import UnitOfWork
 
     home = practice(env, "Bench Autosave", "bench-autosave")
@@ -63,15 +64,15 @@ def onboarding_clients(env: EnvKey, count: int) -> tuple[Person, ...]:
         for number in range(count):
             email = f"autosave{number}@bench-autosave.example"
             with UnitOfWork(db) as uow:
-                service.signup_client(uow, tenant_slug=home.tenant_slug,
+                signup.signup_client(uow, tenant_slug=home.tenant_slug,
                                       display_name=f"Bench Client {number}", email=email,
                                       password=password())
-                identity = service.identity_by_email(uow.session, email)
+                identity = identity_by_email(uow.session, email)
                 assert identity is not None
                 identity.email_verified_at = clock.now()  # as if they followed the e-mailed link
                 uow.commit()
             with UnitOfWork(db, tenant=TenantContext.of(home.tenant_id)) as uow:
-                account = service.account_for(uow.session, identity.id, Role.CLIENT)
+                account = account_for(uow.session, identity.id, Role.CLIENT)
                 assert account is not None
                 onboarding.move(uow, account.id, Stage.PERSONAL_INFO)
                 uow.commit()
@@ -87,7 +88,7 @@ def forget_logins(env: EnvKey, person: Person) -> None:
     from core.events.models import Event
     from core.events.types import EventType
     from core.identity.models import AuthSession
-    from core.tenancy.context import system_session
+    from core.scoping import system_session
 
     with database(env) as db, system_session(db) as session:
         session.execute(sa.delete(AuthSession).where(AuthSession.identity_id == person.identity_id))

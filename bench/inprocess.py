@@ -29,12 +29,12 @@ def env_key(ctx: Context) -> EnvKey:
 
 @functools.cache
 def app(env: EnvKey) -> Flask:
-    """Built once per run and shared by the entries: `create_app` installs the process-wide
-    Dramatiq broker and configures the runtime, so a second app would replace the first's."""
+    """Built once per run and shared by the entries, as the web process's composition root
+    builds it."""
+    from assembly import web_process
     from core.config import Settings
-    from web import create_app
 
-    return create_app(Settings.from_env(dict(env)))
+    return web_process(Settings.from_env(dict(env)))
 
 
 @contextmanager

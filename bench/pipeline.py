@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import dramatiq
 import sqlalchemy as sa
 from dramatiq.middleware import Middleware
 
@@ -121,15 +120,14 @@ class Platform:
 
 @functools.cache
 def platform(env: frozenset[tuple[str, str]]) -> Platform:
-    """Built once per run on the run's one in-process app, whose `create_app` installed the Redis
-    broker and configured the runtime."""
+    """Built once per run on the run's one in-process app and the worker side its root built."""
+    from assembly import worker_side_of
     from core.mail.test_email import request_test_email
-    from workers.runtime import runtime
 
-    inprocess.app(env)
+    side = worker_side_of(inprocess.app(env))
     enqueued = EnqueueCounter()
-    dramatiq.get_broker().add_middleware(enqueued)
-    the_runtime = runtime()
+    side.broker.add_middleware(enqueued)
+    the_runtime = side.runtime
 
     def commit_event(number: int) -> None:
         with the_runtime.unit_of_work() as uow:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.cache import Cache, build_cache
+from core.adapters.cache import Cache, build_cache
+from core.adapters.mail import Mailer, build_mailer
+from core.adapters.notifications import NotificationBus, build_bus
+from core.adapters.webhooks import WebhookSender, WebhookSink
 from core.config import Settings
 from core.db import Database
-from core.mail import Mailer, build_mailer
-from core.notifications.bus import NotificationBus, build_bus
-from core.webhooks import WebhookSender
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Services:
     cache: Cache
     mailer: Mailer
     notifications: NotificationBus
-    webhooks: WebhookSender
+    webhooks: WebhookSink
 
     @classmethod
     def build(cls, settings: Settings, *, db: Database | None = None,

@@ -23,7 +23,7 @@ from core.events.models import EVENTS, Event
 from core.events.outbox import FastPath
 from core.events.types import EventType
 from core.logs import request_id_var
-from core.tenancy.context import TenantContext, set_context
+from core.scoping import TenantContext, set_context
 from core.text import storable, storable_text
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ class UnitOfWork:
                 self.fast_path.hand_over(events)
             except Exception:  # the events are committed: the relay publishes them
                 log.exception("fast path failed; %d event(s) left for the relay", len(events))
+
+    def commit_before_refusing(self) -> None:
+        """Commit now what this unit has done so far, because the refusal the caller raises
+        next would have it rolled back at the request boundary: a failed login must still be
+        counted (and the lockout it causes kept). The one place core commits part-way."""
+        self.commit()
 
     def _write_outbox(self, events: Sequence[Event]) -> None:
         """One INSERT for the events, after the rest of the unit's changes (a Core insert costs

@@ -1,4 +1,5 @@
-"""`python -m scheduler`: one BlockingScheduler per process; only the leader's jobs fire."""
+"""`python -m scheduler`, the scheduler process's composition root: one BlockingScheduler per
+process; only the leader's jobs fire, and they only enqueue actors."""
 
 from __future__ import annotations
 
@@ -35,15 +36,15 @@ def main() -> None:
 
     import redis
 
-    from workers.broker import build_broker, install_broker
-    from workers.runtime import configure
+    from core.services import Services
+    from workers.wiring import assemble
 
-    configure(settings)
-    install_broker(build_broker(settings))
+    # Jobs only enqueue: the broker and the actors' names are all this process uses of them.
+    side = assemble(settings, Services.build(settings))
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     leader = RedisLeaderLock(client, settings.scheduler_lock_ttl_seconds)
     scheduler = BlockingScheduler(**scheduler_options())
-    add_jobs(scheduler, leader)
+    add_jobs(scheduler, leader, side.enqueue)
 
     def shut_down(signum: int, _frame: object) -> None:
         log.info("scheduler stopping (signal %d)", signum)

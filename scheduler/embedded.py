@@ -7,12 +7,12 @@ import atexit
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.leader import AlwaysLeader
-from scheduler.runner import add_jobs, scheduler_options
+from scheduler.runner import Enqueue, add_jobs, scheduler_options
 
 
-def start_embedded_scheduler() -> BackgroundScheduler:
+def start_embedded_scheduler(enqueue: Enqueue) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(**scheduler_options())
-    add_jobs(scheduler, AlwaysLeader())
+    add_jobs(scheduler, AlwaysLeader(), enqueue)
     scheduler.start()
     atexit.register(lambda: scheduler.shutdown(wait=False))
     return scheduler

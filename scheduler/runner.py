@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any, Protocol
 
-import dramatiq
 from apscheduler.schedulers.base import BaseScheduler
 
 from scheduler.jobs import JOBS, ScheduledJob
@@ -21,25 +21,28 @@ class Leadership(Protocol):
     def is_leader(self) -> bool: ...
 
 
-def fire(job_id: str, actor_name: str, leader: Leadership) -> None:
+Enqueue = Callable[..., None]
+
+
+def fire(job_id: str, actor_name: str, leader: Leadership, enqueue: Enqueue) -> None:
     if not leader.is_leader:
         return
     try:
-        actor = dramatiq.get_broker().get_actor(actor_name)
-        actor.send_with_options(scheduled_by=leader.identity, scheduled_job=job_id)
+        enqueue(actor_name, scheduled_by=leader.identity, scheduled_job=job_id)
     except Exception as error:
         # The next tick tries again; the outbox keeps the events meanwhile.
         log.warning("scheduled job %s could not enqueue %s: %s", job_id, actor_name,
                     type(error).__name__)
 
 
-def add_jobs(scheduler: BaseScheduler, leader: Leadership,
+def add_jobs(scheduler: BaseScheduler, leader: Leadership, enqueue: Enqueue,
              jobs: tuple[ScheduledJob, ...] = JOBS) -> None:
+    """`enqueue(actor_name, **options)` sends a message to the named actor."""
     for job in jobs:
         scheduler.add_job(
             fire,
             trigger=job.trigger,
-            args=(job.id, job.actor, leader),
+            args=(job.id, job.actor, leader, enqueue),
             id=job.id,
             name=job.description,
             replace_existing=True,

@@ -53,6 +53,16 @@ def _check_backends() -> list[str]:
     return problems
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """argon2 at production cost (64 MiB, 3 passes) for every password a test sets would be
+    most of the suite's time: tests hash cheaply; one test checks the production parameters."""
+    from argon2 import PasswordHasher
+
+    from core.identity import passwords
+
+    passwords.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     problems = _check_backends()
     if problems:
@@ -212,10 +222,9 @@ def settings(db: Database, database_url: str, instance_dir: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
-    from core.services import Services
-    from web import create_app
+    from tests.support.apps import make_app
 
-    application = create_app(settings, services=Services.build(settings, db=db))
+    application = make_app(settings, db)
     yield application
 
 
@@ -225,15 +234,19 @@ def client(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def worker():  # type: ignore[no-untyped-def]
-    """The in-process worker draining the StubBroker of the app created last (embedded mode).
+def side(app):  # type: ignore[no-untyped-def]
+    """The app's worker side: its runtime, actors, publisher and fast path."""
+    from assembly import worker_side_of
 
-    Request it after the app fixture you use, so that it drains that app's broker."""
-    import dramatiq
+    return worker_side_of(app)
 
+
+@pytest.fixture
+def worker(app):  # type: ignore[no-untyped-def]
+    """The in-process worker draining the `app` fixture's in-process broker (embedded mode)."""
     from tests.support.workers import EmbeddedWorker
 
-    running = EmbeddedWorker(dramatiq.get_broker())
+    running = EmbeddedWorker(app)
     yield running
     running.stop()
 

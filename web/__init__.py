@@ -1,31 +1,19 @@
-"""The web tier: Flask pages and a small JSON API. Handlers parse, call one core service, render."""
+"""The web tier: Flask pages and a small JSON API. Handlers parse, call one core service, render.
+
+`create_app` only assembles the web tier; the process's composition root (assembly/) builds the
+settings, the services and the worker side once and hands them in.
+"""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from core.config import Settings
-from core.logs import configure_logging
 from core.services import Services
+from web.ports import Background
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> Flask:
-    settings = settings or Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
-    app = Flask(__name__, instance_path=str(settings.instance_path))
-    app.config.update(_flask_config(settings))
-    services = services or Services.build(settings)
-    app.extensions["settings"] = settings
-    app.extensions["services"] = services
-
-    from workers.broker import build_broker, install_broker
-    from workers.runtime import configure
-
-    app.extensions["dispatcher"] = configure(settings, services).dispatcher
-    broker = build_broker(settings)
-    install_broker(broker)
-    app.extensions["broker"] = broker
-
+def create_app(settings: Settings, *, services: Services, background: Background) -> Flask:
     from web import (
         account,
         auth,
@@ -41,6 +29,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         pages,
         security,
     )
+
+    app = context.PlatformFlask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(_flask_config(settings))
+    app.extensions["settings"] = settings
+    app.extensions["services"] = services
+    app.extensions["background"] = background
 
     context.init_app(app)  # first: the request id must exist before anything can fail
     app.before_request(inputs.reject_unusable_urls)

@@ -1,32 +1,34 @@
-"""Who is asking: the server-side session behind the cookie, access decorators, the tenant guard.
+"""Who is asking: the server-side session behind the cookie, access decorators, the practice the
+request works in.
 
 The cookie (Flask's signed session) carries only a random session id and the CSRF token; the
 session itself lives in the database and, warm, in the cache. `g.view` is the SessionView of a
-logged-in request, or None.
+logged-in request, or None. The request's practice (its tenant context) is decided here, once,
+from the session: `core.scoping.context_for`.
 """
 
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-import sqlalchemy as sa
 from flask import Flask, abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from core.audit.security import security_entry
 from core.events.types import EventType
 from core.identity import sessions
 from core.identity.sessions import SessionView
-from core.tenancy.context import crossing_tenants
-from core.uow import Origin
+from core.scoping import context_for, set_context
+from web.audit import record_security
 from web.context import services, settings, uow
 from web.errors import error_response, wants_json
-from workers.security_audit import send_security_entry
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Paths served the same to everyone: no session is looked up for them. Health probes must
+# answer whatever the database and the cache are doing, cookie or not.
+SESSIONLESS_PATHS = ("/static/", "/api/health")
 
 
 def current() -> SessionView | None:
@@ -34,9 +36,12 @@ def current() -> SessionView | None:
     return view
 
 
-# Paths served the same to everyone: no session is looked up for them. Health probes must
-# answer whatever the database and the cache are doing, cookie or not.
-SESSIONLESS_PATHS = ("/static/", "/api/health")
+def me() -> SessionView:
+    """The logged-in person, in a view behind `login_required` or `role_required`."""
+    view = current()
+    if view is None:
+        abort(401)
+    return view
 
 
 def _load_session() -> None:
@@ -44,10 +49,13 @@ def _load_session() -> None:
     raw = session.get("sid")
     if not raw or request.path.startswith(SESSIONLESS_PATHS):
         return
-    with services().db.session() as db_session:
-        g.view = sessions.load(db_session, services().cache, settings(), raw)
+    unit = uow()
+    g.view = sessions.load(unit.session, services().cache, settings(), raw)
     if g.view is None:
         session.pop("sid", None)  # ended, revoked or timed out: the cookie is now anonymous
+        return
+    g.tenant = context_for(g.view.role, g.view.tenant_uuid)
+    set_context(unit.session, g.tenant)  # the one place a request's practice is set
 
 
 def begin_session(raw_session_id: str) -> None:
@@ -60,28 +68,6 @@ def begin_session(raw_session_id: str) -> None:
 
 def end_session_cookie() -> None:
     session.clear()
-
-
-def origin() -> Origin:
-    return Origin(ip=request.remote_addr, user_agent=request.user_agent.string or None)
-
-
-def record_security(type_: EventType, *, count_key: str | None = None,
-                    delay_ms: int | None = None, **fields: Any) -> None:
-    """A security audit entry that has no transaction of its own; never dropped. With
-    `count_key` it is written `delay_ms` later, with the count of its repeats."""
-    view = current()
-    if "uow" in g:
-        g.uow.end_idle_transaction()
-    entry = security_entry(
-        type_, origin(),
-        tenant_id=view.tenant_uuid if view else None,
-        actor_account_id=view.account_uuid if view else None,
-        subject=fields.pop("subject", None),
-        payload={"method": request.method, "path": request.path[:200], **fields},
-        count_key=count_key,
-    )
-    send_security_entry(services().db, entry, delay_ms=delay_ms)
 
 
 def _unauthenticated() -> Response:
@@ -99,7 +85,7 @@ def login_required(view_fn: F) -> F:
             return _unauthenticated()
         return view_fn(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def role_required(*roles: str) -> Callable[[F], F]:
@@ -115,28 +101,9 @@ def role_required(*roles: str) -> Callable[[F], F]:
             return view_fn(*args, **kwargs)
 
         wrapper.required_roles = roles  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate
-
-
-M = TypeVar("M")
-
-
-def owned_or_404(model: type[M], object_id: uuid.UUID) -> M:
-    """The tenant guard: an object of the current tenant, else 404 — and if it exists in another
-    tenant, an ACCESS_DENIED entry (the answer never says it exists)."""
-    session = uow().session
-    found = session.get(model, object_id)
-    if found is not None:
-        return found
-    table = model.__table__  # type: ignore[attr-defined]
-    with crossing_tenants(session):
-        exists = session.execute(sa.select(table.c.id).where(table.c.id == object_id)).first()
-    if exists:
-        record_security(EventType.ACCESS_DENIED, reason="tenant",
-                        subject=f"{table.name}:{object_id}")
-    abort(404)
 
 
 def init_app(app: Flask) -> None:

@@ -14,11 +14,12 @@ from flask.cli import AppGroup
 
 from core import clock
 from core.db import DatabaseUnavailable, check_connection
-from core.events import dead_letters
+from core.errors import DomainError, ValidationFailed
+from core.identity.signup import create_admin
 from core.mail.addresses import InvalidAddress
 from core.mail.test_email import request_test_email
-from core.uow import UnitOfWork
-from web.context import services, settings
+from core.pipeline import dead_letters
+from web.context import background, command_unit_of_work, services, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,23 +102,21 @@ def jobs_dead_letters() -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Replay every waiting dead letter.")
 def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     """Replay dead letters by ID (or --all) with a fresh retry budget."""
-    from dramatiq import Message, get_broker
-
     if not ids and not retry_all:
         raise click.UsageError("give dead-letter IDs or --all")
     _require_database()
     with services().db.session() as session:
-        letters = dead_letters.waiting(session, limit=10_000) if retry_all else dead_letters.find(
+        waiting = dead_letters.waiting(session, limit=10_000) if retry_all else dead_letters.find(
             session, ids)
-        if not letters:
-            click.echo("nothing to retry")
-            return
-        broker = get_broker()
-        for letter in letters:
-            message = dead_letters.prepare_replay(session, letter)
-            broker.enqueue(Message(**message))  # type: ignore[arg-type]
-            session.commit()
-            click.echo(f"re-enqueued dead letter {letter.id} ({letter.actor})")
+        letters = [(letter.id, letter.actor) for letter in waiting]
+    if not letters:
+        click.echo("nothing to retry")
+        return
+    for letter_id, actor in letters:  # one at a time: a failure leaves the rest waiting
+        with command_unit_of_work() as uow:
+            for letter in dead_letters.find(uow.session, [letter_id]):
+                background().replay(dead_letters.prepare_replay(uow.session, letter))
+        click.echo(f"re-enqueued dead letter {letter_id} ({actor})")
 
 
 @mail_cli.command("send-test")
@@ -125,12 +124,11 @@ def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
 def mail_send_test(address: str) -> None:
     """Send a test e-mail through the workers, to check outgoing mail end to end."""
     _require_database()
-    with UnitOfWork(services().db, fast_path=_fast_path()) as uow:
+    with command_unit_of_work() as uow:
         try:
             event = request_test_email(uow, address)
         except InvalidAddress as error:
             raise click.BadParameter(str(error), param_hint="ADDRESS") from None
-        uow.commit()
     click.echo(f"test e-mail queued (event {event.id}); Message-ID <{event.id}.send_test_email@…>")
 
 
@@ -140,32 +138,19 @@ def mail_send_test(address: str) -> None:
               help="E-mail a set-password link instead of asking for a password now.")
 def users_create_admin(email: str, send_link: bool) -> None:
     """Create a platform admin (a new identity, or an admin role on an existing one)."""
-    from core.errors import DomainError, ValidationFailed
-    from core.identity.service import create_admin
-    from core.tenancy.context import TenantContext
-
     _require_database()
     password = None
     if not send_link:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with UnitOfWork(services().db, fast_path=_fast_path(), tenant=TenantContext.system()) as uow:
+    with command_unit_of_work() as uow:
         try:
             account = create_admin(uow, email, password)
         except ValidationFailed as failed:
             raise click.ClickException("; ".join(failed.errors.values())) from None
         except DomainError as error:
             raise click.ClickException(str(error)) from None
-        uow.commit()
     how = "a set-password link is on its way" if send_link else "log in with that password"
     click.echo(f"admin account {account.id} created for {email.strip().lower()}; {how}")
-
-
-def _fast_path():  # type: ignore[no-untyped-def]
-    """Publishes in the command's own thread: the process exits right after."""
-    from workers.dispatch import Dispatcher
-    from workers.publisher import BrokerPublisher
-
-    return Dispatcher(BrokerPublisher(settings()), services().db, background=False)
 
 
 def init_app(app: Flask) -> None:

@@ -5,21 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
-from core.errors import DomainError, ValidationFailed
-from core.identity import queries, service
-from core.identity.models import Account, Invitation, Role
-from core.tenancy.context import TenantContext, set_context
+from core.identity import invitations, login, queries
+from core.identity.models import Account, Role
+from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
-from web.authn import current, login_required, owned_or_404, role_required
+from web.authn import current, login_required, me, role_required
 from web.context import settings, uow
-from web.forms import ActionForm, EmailForm, apply_errors
-from web.onboarding import gate, pending_stage
+from web.forms import ActionForm, EmailForm, errors_shown_on, form_status
+from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
+
+HOMES = {Role.CLIENT: "dashboards.client", Role.THERAPIST: "dashboards.therapist",
+         Role.ADMIN: "dashboards.admin"}
 
 
 @blueprint.app_context_processor
@@ -29,88 +32,69 @@ def _resume_stage() -> dict[str, Any]:
         return {}
     if g.get("error_page"):  # an error page has no banner (and the database may be away)
         return {}
-    return {"resume_stage": pending_stage(current())}
-
-HOMES = {Role.CLIENT: "dashboards.client", Role.THERAPIST: "dashboards.therapist",
-         Role.ADMIN: "dashboards.admin"}
-
-
-def _me() -> Any:
-    view = current()
-    assert view is not None
-    return view
+    return {"resume_stage": unfinished_stage(current())}
 
 
 def _activity() -> Any:
-    return audit_queries.security_activity(uow().session, _me().identity_uuid)
+    return audit_queries.security_activity(uow().session, me().identity_uuid)
+
+
+def _account() -> Account:
+    return owned(uow().session, Account, me().account_uuid)
 
 
 @blueprint.get("/dashboard")
 @login_required
 def dashboard() -> Response:
-    return gate(_me()) or redirect(url_for(HOMES[Role(_me().role)]))
+    return detour(me()) or redirect(url_for(HOMES[Role(me().role)]))
 
 
 @blueprint.get("/client")
 @role_required(Role.CLIENT)
-def client() -> Any:
-    if (detour := gate(_me())) is not None:
-        return detour
+def client() -> ResponseReturnValue:
+    if (elsewhere := detour(me())) is not None:
+        return elsewhere
     session = uow().session
-    tenant = session.get(Tenant, _me().tenant_uuid)
+    tenant = session.get(Tenant, me().tenant_uuid)
     return render_template("dashboards/client.html", tenant=tenant,
                            therapists=queries.therapists(session), activity=_activity())
 
 
-def _therapist_page(invite_form: EmailForm, status: int = 200) -> tuple[str, int]:
+def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
     session = uow().session
-    tenant = session.get(Tenant, _me().tenant_uuid)
+    tenant = session.get(Tenant, me().tenant_uuid)
     join_url = settings().public_url + url_for("auth.join", slug=tenant.slug) if tenant else None
     return render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=join_url,
-        email_verified=_me().email_verified,
+        email_verified=me().email_verified,
         clients=queries.clients(session), invitations=queries.invitations(session),
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
-    ), status
+    ), form_status(invite_form)
 
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
-def therapist() -> Any:
-    return gate(_me()) or _therapist_page(EmailForm())
+def therapist() -> ResponseReturnValue:
+    return detour(me()) or _therapist_page(EmailForm())
 
 
 @blueprint.post("/therapist/invitations")
 @role_required(Role.THERAPIST)
-def invite() -> Any:
+def invite() -> ResponseReturnValue:
     form = EmailForm()
-    if not form.validate_on_submit():
-        return _therapist_page(form, 422)
-    unit = uow()
-    inviter = unit.session.get(Account, _me().account_uuid)
-    try:
-        invitation = service.invite_client(unit, inviter, form.email.data or "")
-    except ValidationFailed as failed:
-        unit.rollback()
-        apply_errors(form, failed)
-        return _therapist_page(form, 422)
-    except DomainError as error:
-        unit.rollback()
-        form.form_errors.append(str(error))
-        return _therapist_page(form, 403)
-    unit.commit()
-    flash(f"Invitation sent to {invitation.email}.", "success")
-    return redirect(url_for("dashboards.therapist"))
+    if form.validate_on_submit():
+        with errors_shown_on(form):
+            invitation = invitations.invite_client(uow(), _account(), form.email.data or "")
+            flash(f"Invitation sent to {invitation.email}.", "success")
+            return redirect(url_for("dashboards.therapist"))
+    return _therapist_page(form)
 
 
 @blueprint.post("/therapist/invitations/<uuid:invitation_id>/revoke")
 @role_required(Role.THERAPIST)
 def revoke_invitation(invitation_id: uuid.UUID) -> Response:
-    invitation = owned_or_404(Invitation, invitation_id)
     if ActionForm().validate_on_submit():
-        therapist = uow().session.get(Account, _me().account_uuid)
-        service.revoke_invitation(uow(), therapist, invitation.id)
-        uow().commit()
+        invitation = invitations.revoke_invitation(uow(), invitation_id)
         flash(f"The invitation to {invitation.email} can no longer be used.", "info")
     return redirect(url_for("dashboards.therapist"))
 
@@ -118,9 +102,7 @@ def revoke_invitation(invitation_id: uuid.UUID) -> Response:
 @blueprint.get("/therapist/clients/<uuid:account_id>")
 @role_required(Role.THERAPIST)
 def client_detail(account_id: uuid.UUID) -> str:
-    account = owned_or_404(Account, account_id)
-    if account.role != Role.CLIENT:
-        abort(404)
+    account = queries.client_of_practice(uow().session, account_id)
     return render_template("dashboards/client_detail.html", client=account)
 
 
@@ -141,24 +123,17 @@ def admin() -> str:
 @blueprint.get("/admin/practices/<uuid:tenant_id>")
 @role_required(Role.ADMIN)
 def admin_practice(tenant_id: uuid.UUID) -> str:
-    tenant = owned_or_404(Tenant, tenant_id)
     session = uow().session
-    # Look at one practice through its own wall, as its therapist would.
-    set_context(session, TenantContext.of(tenant.id))
+    tenant = owned(session, Tenant, tenant_id)
     return render_template("dashboards/admin_practice.html", tenant=tenant,
-                           therapists=queries.therapists(session),
-                           clients=queries.clients(session))
+                           therapists=queries.therapists(session, tenant_id=tenant.id),
+                           clients=queries.clients(session, tenant_id=tenant.id))
 
 
 @blueprint.post("/admin/identities/<uuid:identity_id>/unlock")
 @role_required(Role.ADMIN)
 def unlock(identity_id: uuid.UUID) -> Response:
     if ActionForm().validate_on_submit():
-        admin_account = uow().session.get(Account, _me().account_uuid)
-        try:
-            identity = service.unlock(uow(), admin_account, identity_id)
-        except DomainError:
-            abort(404)
-        uow().commit()
+        identity = login.unlock(uow(), _account(), identity_id)
         flash(f"{identity.email} can log in again.", "success")
     return redirect(url_for("dashboards.admin"))

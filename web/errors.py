@@ -15,7 +15,19 @@ from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from core.db import DatabaseUnavailable
-from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
+from core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Locked,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+    ValidationFailed,
+)
+from core.events.types import EventType
+from core.tenancy.guard import OutsideTenant
+from web.audit import record_security
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +44,7 @@ CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid",
+    423: "locked",
     429: "rate_limited",
     500: "internal_error",
     503: "unavailable",
@@ -46,6 +59,7 @@ TITLES = {
     409: "That changed in the meantime",
     413: "That upload is too large",
     422: "Some of that could not be accepted",
+    423: "Locked for now",
     429: "Too many requests",
     500: "Something went wrong on our side",
     503: "Temporarily unavailable",
@@ -60,6 +74,7 @@ MESSAGES = {
     409: "Someone changed this in the meantime. Reload the page and try again.",
     413: "The request body is larger than we accept.",
     422: "Some of what you sent is not valid.",
+    423: "This is locked for a while. Please try again later.",
     429: "You have sent too many requests. Please wait a moment and try again.",
     500: "An unexpected error occurred. It has been logged.",
     503: "The service is temporarily unavailable. Please try again shortly.",
@@ -119,13 +134,42 @@ def _csrf_error(error: CSRFError) -> Response:
     )
 
 
+# The one map from what a rule said to the status it means (first match wins: subclasses first).
+DOMAIN_STATUSES: tuple[tuple[type[DomainError], int], ...] = (
+    (ValidationFailed, 422),
+    (Unauthenticated, 401),
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (Locked, 423),
+    (RateLimited, 429),
+)
+
+
+def status_for(error: DomainError) -> int:
+    return next((status for kind, status in DOMAIN_STATUSES if isinstance(error, kind)), 400)
+
+
 def _domain_error(error: DomainError) -> Response:
-    """A rule said no and no view handled it: the status that rule means, its own message."""
-    if isinstance(error, ValidationFailed):
-        return error_response(422, str(error) if not wants_json() else
-                              "Some fields are not valid.", code="invalid", fields=error.errors)
-    status = 404 if isinstance(error, NotFound) else 403 if isinstance(error, Forbidden) else 409
-    return error_response(status, str(error))
+    """A rule said no and no view showed it on a form: the status that rule means, its own
+    message (and, for API clients, its details: field errors, the server's copy …)."""
+    if isinstance(error, OutsideTenant):
+        record_security(EventType.ACCESS_DENIED, reason="tenant", subject=error.subject)
+    status = status_for(error)
+    headers = ({"Retry-After": str(error.retry_after_seconds)}
+               if isinstance(error, RateLimited) else None)
+    message = str(error)
+    if isinstance(error, ValidationFailed) and not wants_json():
+        message = " ".join(error.errors.values())  # a page reads better without field names
+    return error_response(status, message, headers=headers, **error.details())
+
+
+def _collision(error: sa.exc.IntegrityError) -> Response:
+    """Two requests wrote the same unique thing at the same moment; the later one lost."""
+    log.warning("constraint refused a write on %s %s: %s", request.method, request.path,
+                _one_line(error))
+    return error_response(409, "That was changed by another request at the same moment. "
+                               "Please try again.")
 
 
 def _malformed(error: MalformedRequest) -> Response:
@@ -171,6 +215,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(MalformedRequest, _malformed)
     app.register_error_handler(DataError, _unstorable)
+    app.register_error_handler(sa.exc.IntegrityError, _collision)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sa.exc.DBAPIError, _database_error)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import g, render_template
 from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length
 
-from core.errors import ValidationFailed
+from core.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
 from core.identity.passwords import MAX_LENGTH as MAX_PASSWORD
+from web.errors import status_for
 
 NAME = [Length(max=500)]
 EMAIL = [InputRequired("Enter your e-mail address."), Length(max=500)]
@@ -72,9 +78,38 @@ class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 
 
-def apply_errors(form: FlaskForm, failed: ValidationFailed) -> None:
-    for field, message in failed.errors.items():
-        target = getattr(form, field, None)
+# What a rule may say about a form: shown on the form the person sent, with the typed values.
+SHOWN_ON_FORMS = (ValidationFailed, Unauthenticated, Forbidden)
+
+
+@contextmanager
+def errors_shown_on(form: FlaskForm) -> Iterator[None]:
+    """Run the service call a form asks for; if a rule refuses it, the refusal lands on the
+    form (per field where it names one) and the view goes on to render the form again."""
+    try:
+        yield
+    except SHOWN_ON_FORMS as refused:
+        _apply(form, refused)
+        g.form_refusal = refused
+
+
+def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, int]:
+    """The form's page, with the status `form_status` gives."""
+    return render_template(template, form=form, **context), form_status(form)
+
+
+def form_status(form: FlaskForm) -> int:
+    """200 for a fresh form; the status of what refused it (422 for invalid fields)."""
+    refusal: DomainError | None = g.get("form_refusal")
+    if refusal is not None:
+        return status_for(refusal)
+    return 422 if form.errors else 200
+
+
+def _apply(form: FlaskForm, refused: DomainError) -> None:
+    errors = refused.errors if isinstance(refused, ValidationFailed) else {"": str(refused)}
+    for field, message in errors.items():
+        target = getattr(form, field, None) if field else None
         if target is not None and hasattr(target, "errors"):
             target.errors = [*list(target.errors), message]
         else:

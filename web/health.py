@@ -10,10 +10,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from core.db import rls_bypass_reason
 from core.events.outbox import backlog
 from core.health import UNHEALTHY, HealthChecks, Warn
-from web.context import services, settings
+from web.context import background, services, settings
 from web.security import plain_http_allowed
-from workers.broker import ping_broker, queue_depths
-from workers.middleware import HEARTBEAT_GROUP
 
 blueprint = Blueprint("health", __name__, url_prefix="/api/health")
 
@@ -47,15 +45,11 @@ def _cache() -> str:
 
 
 def _broker() -> str:
-    broker = current_app.extensions["broker"]
-    kind = ping_broker(broker)
-    depths = queue_depths(broker)
-    waiting = sum(depths.values())
-    return f"{kind}, {waiting} message(s) waiting" if depths else kind
+    return background().broker_status()
 
 
 def _workers() -> str:
-    alive = services().cache.alive(HEARTBEAT_GROUP)
+    alive = background().alive_workers()
     if not alive:
         raise Warn("no worker has reported in the last 15 s; side effects are queued, not run")
     return f"{len(alive)} worker process(es) alive"

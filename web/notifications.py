@@ -17,14 +17,15 @@ from datetime import datetime, timedelta
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import clock
+from core.adapters.notifications import NotificationBus
 from core.db import Database
 from core.errors import ValidationFailed
 from core.notifications import service
-from core.notifications.bus import NotificationBus
 from core.notifications.models import Notification
-from core.tenancy.context import TenantContext, set_context
-from web.authn import current, login_required
-from web.context import services, settings, tenant_context, uow
+from core.scoping import TenantContext
+from core.uow import UnitOfWork
+from web.authn import login_required, me
+from web.context import request_tenant, services, settings, uow
 from web.inputs import aware_timestamp, json_object
 from web.stream_slots import StreamSlots
 
@@ -53,8 +54,7 @@ def _as_dict(notification: Notification) -> dict[str, object]:
 @blueprint.get("")
 @login_required
 def recent() -> Response:
-    view = current()
-    assert view is not None
+    view = me()
     after = aware_timestamp(request.args.get("after"), "after")
     items = service.since(uow().session, view.account_uuid, after)
     return jsonify({"notifications": [_as_dict(n) for n in items]})
@@ -63,11 +63,9 @@ def recent() -> Response:
 @blueprint.post("/read")
 @login_required
 def mark_read() -> Response:
-    view = current()
-    assert view is not None
+    view = me()
     ids = _notification_ids(json_object('{"ids": ["<notification id>", …]}'))
     service.mark_read(uow().session, view.account_uuid, ids)
-    uow().commit()
     return jsonify({"ok": True})
 
 
@@ -85,12 +83,11 @@ def _notification_ids(body: dict[str, object]) -> list[uuid.UUID]:
 @blueprint.get("/stream")
 @login_required
 def stream() -> Response:
-    view = current()
-    assert view is not None
+    view = me()
     after = (aware_timestamp(request.headers.get("Last-Event-ID"), "Last-Event-ID")
              or aware_timestamp(request.args.get("after"), "after"))
     return _event_stream(_events(services().db, services().notifications, _slots(),
-                                 view.account_uuid, tenant_context(),
+                                 view.account_uuid, request_tenant(),
                                  after or clock.now() - CATCH_UP))
 
 
@@ -125,9 +122,8 @@ def _events(db: Database, bus: NotificationBus, slots: StreamSlots,
         with bus.subscribe(str(account_id)) as subscription:
             yield "retry: 3000\n\n"
             while time.monotonic() < deadline and not slot.replaced.is_set():
-                with db.session() as session:
-                    set_context(session, tenant)
-                    fresh = service.since(session, account_id, after, unread_only=True)
+                with UnitOfWork(db, tenant=tenant) as unit:
+                    fresh = service.since(unit.session, account_id, after, unread_only=True)
                 for notification in fresh:
                     after = notification.created_at
                     yield (f"id: {after.isoformat()}\nevent: notification\n"

@@ -20,6 +20,9 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.config import Settings
+from core.events.types import EventType
+from web.audit import record_security
+from web.context import services
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
@@ -83,12 +86,12 @@ def init_app(app: Flask, settings: Settings) -> None:
             return settings.rate_limit_authenticated
         return settings.rate_limit_anonymous
 
+    redis_options: dict[str, Any] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
     limiter = Limiter(
         key_func=_client_key,
         app=app,
         storage_uri=settings.redis_url or "memory://",
-        storage_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
-        if settings.redis_url else {},
+        storage_options=redis_options if settings.redis_url else {},
         # One budget across all pages (default_limits would give each page its own).
         application_limits=[application_limit],
         headers_enabled=True,
@@ -111,7 +114,7 @@ def apply_route_limits(app: Flask, settings: Settings) -> None:
                           methods=["POST"], scope="auth-endpoints")
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "auth_rate_limited", False):
-            app.view_functions[endpoint] = tight(view)
+            app.view_functions[endpoint] = tight(view)  # type: ignore[assignment]
 
 
 def _own_retry_after_wins(response: Response) -> Response:
@@ -132,10 +135,6 @@ def _client_key() -> str:
 def _record_breach(limit: Any) -> None:
     """One audit entry per limit, client and window, written when the window ends with the
     number of requests it refused: a flood of 429s must not become a flood of audit rows."""
-    from core.events.types import EventType
-    from web.authn import record_security
-    from web.context import services
-
     reset_at = int(limit.reset_at)
     seconds_left = max(1, reset_at - int(time.time()))
     count_key = f"limit-breaches:{limit.key}:{reset_at}"

@@ -1,18 +1,20 @@
-"""Entry point of a worker process: `dramatiq workers.boot --processes 2 --threads 8`.
+"""The worker process's composition root: `dramatiq workers.boot --processes 2 --threads 8`.
 
-Reads the settings, connects the real broker (Redis or RabbitMQ) and declares every actor on it.
+Reads the settings, builds the services, connects the real broker (Redis or RabbitMQ) and
+declares every actor on it; the `dramatiq` command then consumes that broker.
 """
 
 from __future__ import annotations
+
+import dramatiq
 
 from core.config import Settings
 from core.db import check_connection, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from core.services import Services
-from workers.broker import build_broker, install_broker
 from workers.middleware import ExitWithParent
-from workers.runtime import configure
+from workers.wiring import assemble
 
 with exit_on_startup_error("worker"):
     settings = Settings.from_env()
@@ -23,11 +25,11 @@ with exit_on_startup_error("worker"):
             "the web process (make run); a separate worker needs a Redis or RabbitMQ broker."
         )
     # Batches and exports run here: a longer statement timeout than the web's.
-    runtime = configure(settings, Services.build(
-        settings, statement_timeout_ms=settings.worker_statement_timeout_ms))
+    services = Services.build(settings,
+                              statement_timeout_ms=settings.worker_statement_timeout_ms)
     if settings.is_production:
-        check_connection(runtime.services.db.engine)
-        require_rls_bound_role(runtime.services.db.engine)
-    broker = build_broker(settings)
-    broker.add_middleware(ExitWithParent())
-    install_broker(broker)
+        check_connection(services.db.engine)
+        require_rls_bound_role(services.db.engine)
+    side = assemble(settings, services)
+    side.broker.add_middleware(ExitWithParent())
+    dramatiq.set_broker(side.broker)  # what the `dramatiq` command consumes

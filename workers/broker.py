@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dramatiq
 from dramatiq.broker import Broker
 from dramatiq.brokers.stub import StubBroker
 
@@ -12,38 +11,22 @@ from core.config import Settings
 def build_broker(settings: Settings) -> Broker:
     url = settings.broker_url
     if url is None:
-        broker: Broker = StubBroker()
-    elif url.startswith(("redis://", "rediss://")):
+        return StubBroker()
+    if url.startswith(("redis://", "rediss://")):
         import redis
         from dramatiq.brokers.redis import RedisBroker
 
         # Our own client, so that a Redis outage fails a publish in seconds instead of hanging.
         client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2)
-        broker = RedisBroker(
+        return RedisBroker(  # type: ignore[no-untyped-call]
             client=client,
             heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
             maintenance_chance=settings.broker_maintenance_chance,
         )
-    else:
-        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        # Without confirms a publish can vanish silently; the outbox relies on knowing.
-        broker = RabbitmqBroker(url=url, confirm_delivery=True)
-    from workers.middleware import platform_middleware
-
-    for middleware in platform_middleware():
-        broker.add_middleware(middleware)
-    return broker
-
-
-def install_broker(broker: Broker) -> None:
-    """Make `broker` the global one and bind every declared actor to it."""
-    from workers.actors import ALL_ACTORS
-
-    dramatiq.set_broker(broker)
-    for actor in ALL_ACTORS:
-        actor.broker = broker
-        broker.declare_actor(actor)
+    # Without confirms a publish can vanish silently; the outbox relies on knowing.
+    return RabbitmqBroker(url=url, confirm_delivery=True)
 
 
 def ping_broker(broker: Broker) -> str:
@@ -70,7 +53,7 @@ def queue_depths(broker: Broker) -> dict[str, int]:
     if client is None:
         return {}
     namespace = getattr(broker, "namespace", "dramatiq")
-    names = [q for q in broker.get_declared_queues()]
+    names = list(broker.get_declared_queues())
     pipe = client.pipeline()
     for name in names:
         pipe.llen(f"{namespace}:{name}")

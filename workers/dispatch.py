@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from core.db import Database
 from core.events.models import Event
 from core.events.outbox import mark_dispatched
-from core.tenancy.context import TenantContext
+from core.scoping import TenantContext
 from core.uow import UnitOfWork
-from workers.publisher import BrokerPublisher, can_publish_here
+from workers.publisher import BrokerPublisher
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Dispatcher:
     def hand_over(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        if not can_publish_here():
+        if not self.publisher.runtime.can_publish:
             log.info("%d event(s) left in the outbox for the relay", len(events))
             return
         if not self.background:

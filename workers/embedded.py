@@ -5,28 +5,22 @@ from __future__ import annotations
 import atexit
 import logging
 
-import dramatiq
 from dramatiq import Worker
 
+from workers.wiring import WorkerSide
+
 log = logging.getLogger(__name__)
-_running: list[Worker] = []
 
 
-def is_running() -> bool:
-    """True when this process drains its in-process broker (so a publish here gets run)."""
-    return bool(_running)
-
-
-def start_embedded_worker(threads: int) -> Worker:
-    worker = Worker(dramatiq.get_broker(), worker_threads=threads, worker_timeout=100)
+def start_embedded_worker(side: WorkerSide, threads: int) -> Worker:
+    worker = Worker(side.broker, worker_threads=threads, worker_timeout=100)
     worker.start()
-    _running.append(worker)
-    atexit.register(stop_embedded_worker, worker)
+    side.runtime.broker_is_drained = True
+    atexit.register(stop_embedded_worker, side, worker)
     log.info("in-process worker started with %d thread(s)", threads)
     return worker
 
 
-def stop_embedded_worker(worker: Worker) -> None:
-    if worker in _running:
-        _running.remove(worker)
-        worker.stop()
+def stop_embedded_worker(side: WorkerSide, worker: Worker) -> None:
+    side.runtime.broker_is_drained = False
+    worker.stop()

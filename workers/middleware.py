@@ -14,13 +14,14 @@ import uuid
 from typing import Any
 
 import dramatiq
+from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 from core import clock
 from core.db import insert_ignoring_conflicts
 from core.events.models import DeadLetter, HandlerRun
 from core.logs import request_id_var
-from workers import runtime as rt
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -42,44 +43,46 @@ class RequestIdPropagation(Middleware):
 class UnitOfWorkPerMessage(Middleware):
     """Each message gets its own session; whatever the actor did not commit is rolled back."""
 
-    def before_process_message(self, broker: Any, message: dramatiq.Message[Any]) -> None:
-        request_id_var.set(message.options.get("request_id") or f"msg-{message.message_id}")
-        rt._enter_message(message, rt.runtime().unit_of_work())
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
-    def after_process_message(self, broker: Any, message: dramatiq.Message[Any], *,
+    def before_process_message(self, broker: Any, message: MessageProxy) -> None:
+        request_id_var.set(message.options.get("request_id") or f"msg-{message.message_id}")
+        self.runtime.enter_message(message)
+
+    def after_process_message(self, broker: Any, message: MessageProxy, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
         self._close()
 
-    def after_skip_message(self, broker: Any, message: dramatiq.Message[Any]) -> None:
+    def after_skip_message(self, broker: Any, message: MessageProxy) -> None:
         self._close()
 
-    @staticmethod
-    def _close() -> None:
-        uow = rt._leave_message()
-        if uow is not None:
-            uow.close()
+    def _close(self) -> None:
+        self.runtime.leave_message()
         request_id_var.set(None)
 
 
 class DeadLetters(Middleware):
     """Keep a copy of every message that failed for good, for `flask jobs dead-letters`."""
 
-    def after_process_message(self, broker: Any, message: dramatiq.Message[Any], *,
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def after_process_message(self, broker: Any, message: MessageProxy, *,
                               result: Any = None, exception: BaseException | None = None) -> None:
         if exception is not None:
             # A message given up without a retry (GiveUp) carries no traceback of its own.
             message.options["last_error"] = f"{type(exception).__name__}: {exception}"[:2000]
 
-    def after_nack(self, broker: Any, message: dramatiq.Message[Any]) -> None:
+    def after_nack(self, broker: Any, message: MessageProxy) -> None:
         try:
             self._record(message)
         except Exception:
             log.exception("could not record dead letter %s; it is still in the broker's "
                           "dead-letter queue", message.message_id)
 
-    @staticmethod
-    def _record(message: dramatiq.Message[Any]) -> None:
-        services = rt.runtime().services
+    def _record(self, message: MessageProxy) -> None:
+        services = self.runtime.services
         event_id = None
         # A batch (a list of ids) has no one event; it is kept whole and replays whole.
         if message.args and isinstance(message.args[0], str):
@@ -113,7 +116,8 @@ class DeadLetters(Middleware):
 class Heartbeat(Middleware):
     """While a worker process runs, it says so every few seconds (see the health check)."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -129,7 +133,7 @@ class Heartbeat(Middleware):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                rt.runtime().services.cache.beat(HEARTBEAT_GROUP, self.member,
+                self.runtime.services.cache.beat(HEARTBEAT_GROUP, self.member,
                                                  HEARTBEAT_TTL_SECONDS)
             except Exception as error:
                 log.warning("heartbeat failed: %s", type(error).__name__)
@@ -164,5 +168,6 @@ class ExitWithParent(Middleware):
         os.kill(os.getpid(), signal.SIGTERM)  # dramatiq's own graceful stop
 
 
-def platform_middleware() -> list[Middleware]:
-    return [RequestIdPropagation(), UnitOfWorkPerMessage(), DeadLetters(), Heartbeat()]
+def platform_middleware(runtime: Runtime) -> list[Middleware]:
+    return [RequestIdPropagation(), UnitOfWorkPerMessage(runtime), DeadLetters(runtime),
+            Heartbeat(runtime)]

@@ -7,21 +7,11 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 
-import dramatiq
-from dramatiq.brokers.stub import StubBroker
-
-from core.config import Settings
 from core.effects import handlers_for
 from core.events.models import Event
 from core.events.outbox import PublishDeferred, PublishError
-from workers import embedded
-from workers.actors import HANDLER_ACTORS, write_audit
-
-
-def can_publish_here() -> bool:
-    """False in a process whose in-process broker nobody drains (a CLI in embedded mode)."""
-    return not isinstance(dramatiq.get_broker(), StubBroker) or embedded.is_running()
-
+from workers.actors import Actors
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +28,25 @@ def _shared_request_id(events: Sequence[Event]) -> str | None:
 
 
 class BrokerPublisher:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, runtime: Runtime, actors: Actors) -> None:
+        self.runtime = runtime
+        self.actors = actors
 
     def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        if not can_publish_here():
+        if not self.runtime.can_publish:
             raise PublishDeferred("no in-process worker here")
         by_handler: dict[str, list[Event]] = defaultdict(list)
         for event in events:
-            for handler in handlers_for(event.type, self.settings):
+            for handler in handlers_for(event.type, self.runtime.settings):
                 by_handler[handler.name].append(event)
         try:
             for name, handled in by_handler.items():
                 for start in range(0, len(handled), HANDLER_BATCH):
                     batch = handled[start:start + HANDLER_BATCH]
                     ids = [str(event.id) for event in batch]
-                    HANDLER_ACTORS[name].send_with_options(
+                    self.actors.handlers[name].send_with_options(
                         # One event: a plain id, the message as it looks on its own.
                         args=(ids[0] if len(ids) == 1 else ids,),
                         request_id=_shared_request_id(batch),
@@ -64,9 +55,9 @@ class BrokerPublisher:
             raise PublishError(f"{type(error).__name__}: {error}") from error
 
     def dispatched(self, events: Sequence[Event]) -> None:
-        if not events or not can_publish_here():
+        if not events or not self.runtime.can_publish:
             return
         try:
-            write_audit.send_with_options(request_id=events[-1].request_id)
+            self.actors.write_audit.send_with_options(request_id=events[-1].request_id)
         except Exception as error:  # the audit sweep comes by within 30 s
             log.warning("audit nudge not sent (%s)", type(error).__name__)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.audit.models import AuditEntry
 from core.events.types import EventType
-from core.tenancy.context import crossing_tenants
+from core.scoping import crossing_tenants
 
 SECURITY_ACTIVITY = (
     EventType.USER_LOGIN, EventType.LOGIN_FAILED, EventType.LOGOUT, EventType.ACCOUNT_LOCKED,

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from core import clock
-from core.cache import Cache
+from core.adapters.cache import Cache
 from core.events.models import Event
 from core.events.types import EventType
 from core.logs import request_id_var

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.types import EventType
 from core.identity import links, tokens
 from core.identity.models import Identity, Invitation, TokenPurpose
 from core.mail.for_events import send_for_event
+from core.pipeline.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.tenancy.models import Tenant
 from core.tenancy.service import by_slug
 

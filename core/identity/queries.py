@@ -11,14 +11,34 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.errors import NotFound
 from core.identity.models import Account, Identity, Invitation, Role
+from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 
 
-def clients(session: Session) -> Sequence[Account]:
-    return session.execute(
-        sa.select(Account).where(Account.role == Role.CLIENT).order_by(Account.display_name)
-    ).scalars().all()
+def clients(session: Session, *, tenant_id: uuid.UUID | None = None) -> Sequence[Account]:
+    """The practice's clients (`tenant_id`: one practice, for an admin who sees them all)."""
+    return _members(session, Role.CLIENT, tenant_id)
+
+
+def therapists(session: Session, *, tenant_id: uuid.UUID | None = None) -> Sequence[Account]:
+    return _members(session, Role.THERAPIST, tenant_id)
+
+
+def _members(session: Session, role: Role, tenant_id: uuid.UUID | None) -> Sequence[Account]:
+    query = sa.select(Account).where(Account.role == role)
+    if tenant_id is not None:
+        query = query.where(Account.tenant_id == tenant_id)
+    return session.execute(query.order_by(Account.display_name)).scalars().all()
+
+
+def client_of_practice(session: Session, account_id: uuid.UUID) -> Account:
+    """One of the practice's clients (another practice's account is not found)."""
+    account = owned(session, Account, account_id)
+    if account.role != Role.CLIENT:
+        raise NotFound("There is nothing at this address.")
+    return account
 
 
 def invitations(session: Session, *, limit: int = 50) -> Sequence[Invitation]:
@@ -27,10 +47,6 @@ def invitations(session: Session, *, limit: int = 50) -> Sequence[Invitation]:
     ).scalars().all()
 
 
-def therapists(session: Session) -> Sequence[Account]:
-    return session.execute(
-        sa.select(Account).where(Account.role == Role.THERAPIST).order_by(Account.display_name)
-    ).scalars().all()
 
 
 def locked_identities(session: Session) -> Sequence[Identity]:
@@ -61,5 +77,3 @@ def practices(session: Session) -> list[PracticeRow]:
             for t in tenants]
 
 
-def account_in_tenant(session: Session, account_id: uuid.UUID) -> Account | None:
-    return session.get(Account, account_id)

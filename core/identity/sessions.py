@@ -17,13 +17,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.cache import Cache
+from core.adapters.cache import Cache
 from core.config import Settings
+from core.errors import NotFound
+from core.events.types import EventType
+from core.identity.directory import accounts_of
 from core.identity.models import Account, AuthSession, Identity
 from core.identity.tokens import digest, new_secret
-from core.tenancy.context import crossing_tenants
+from core.scoping import crossing_tenants
 from core.tenancy.models import Tenant
 from core.text import storable_text
+from core.uow import UnitOfWork
 
 CACHE_TTL_SECONDS = 300
 # last_seen_at is written at most this often per session (it drives the idle timeout).
@@ -151,7 +155,9 @@ def is_id_hash(value: str) -> bool:
 
 def load(session: Session, cache: Cache, settings: Settings, raw_id: object) -> SessionView | None:
     """The view of a live session, or None (unknown, revoked or timed out). `raw_id` comes from
-    a signed cookie, but a signed cookie from another version of the app may hold anything."""
+    a signed cookie, but a signed cookie from another version of the app may hold anything.
+    Ending a timed-out session and noting that one is in use are left for the caller's commit
+    (the request's unit of work)."""
     if not isinstance(raw_id, str) or not raw_id or len(raw_id) > 100:
         return None
     id_hash = digest(raw_id)
@@ -163,11 +169,9 @@ def load(session: Session, cache: Cache, settings: Settings, raw_id: object) -> 
                       datetime.fromisoformat(view.last_seen_at), settings)
     if reason:
         end(session, cache, id_hash, reason)
-        session.commit()
         return None
     if clock.now() - datetime.fromisoformat(view.last_seen_at) > TOUCH_EVERY:
         view = _touch(session, view)
-        session.commit()
     if cached is None or view.last_seen_at != SessionView.from_json(cached).last_seen_at:
         cache.set(_cache_key(id_hash), view.to_json(), CACHE_TTL_SECONDS)
     return view
@@ -219,17 +223,31 @@ def _build_view(session: Session, id_hash: str) -> SessionView | None:
     )
 
 
-def accounts_of(session: Session, identity_id: uuid.UUID) -> Sequence[Account]:
-    """Every account of one identity, across tenants (a deliberate cross-tenant read)."""
-    with crossing_tenants(session):
-        return session.execute(
-            sa.select(Account).where(Account.identity_id == identity_id)
-            .order_by(Account.created_at)
-        ).scalars().all()
-
-
 def _tenants(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Tenant]:
     if not ids:
         return {}
     rows = session.execute(sa.select(Tenant).where(Tenant.id.in_(ids))).scalars()
     return {t.id: t for t in rows}
+
+
+# -- a person's own sessions ---------------------------------------------------------------------
+
+def revoke_session(uow: UnitOfWork, cache: Cache, view: SessionView, target_hash: str) -> None:
+    """Log out one of your own sessions (another person's is simply not found)."""
+    record = uow.session.get(AuthSession, target_hash) if is_id_hash(target_hash) else None
+    if record is None or str(record.identity_id) != view.identity_id:
+        raise NotFound("No such session.")
+    if record.revoked_at is not None:
+        return  # ended meanwhile (another tab, a timeout): nothing left to do
+    end(uow.session, cache, target_hash, "revoked")
+    uow.record(EventType.SESSION_REVOKED, tenant_id=view.tenant_uuid,
+               actor_account_id=view.account_uuid, subject=f"identity:{view.identity_id}",
+               payload={"which": "one"})
+
+
+def revoke_other_sessions(uow: UnitOfWork, cache: Cache, view: SessionView) -> int:
+    ended = end_all(uow.session, cache, view.identity_uuid, "revoked", keep=view.id_hash)
+    uow.record(EventType.SESSION_REVOKED, tenant_id=view.tenant_uuid,
+               actor_account_id=view.account_uuid, subject=f"identity:{view.identity_id}",
+               payload={"which": "others", "count": ended})
+    return ended

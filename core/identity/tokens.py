@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.errors import NotFound
 from core.identity.models import Token, TokenPurpose
 
 LIFETIMES = {
@@ -65,3 +66,11 @@ def peek(session: Session, raw: str, purpose: TokenPurpose) -> Token | None:
     if token is None or token.purpose != purpose or token.used_at is not None:
         return None
     return token if token.expires_at > clock.now() else None
+
+
+def usable(session: Session, raw: str, purpose: TokenPurpose, message: str) -> Token:
+    """The token a link carries, if it can still be used; NotFound with `message` if not."""
+    token = peek(session, raw, purpose)
+    if token is None:
+        raise NotFound(message)
+    return token

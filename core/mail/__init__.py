@@ -1,6 +1,3 @@
-"""E-mail: templates rendered to text + HTML parts, sent over SMTP or written to .eml files."""
-
-from core.mail.mailer import FileMailer, Mailer, SmtpMailer, build_mailer
-from core.mail.render import compose
-
-__all__ = ["FileMailer", "Mailer", "SmtpMailer", "build_mailer", "compose"]
+"""E-mail the platform sends: templates rendered to text + HTML parts, per-recipient allowances,
+and the helper handlers use to send one for an event. The transports (SMTP, .eml files) are
+adapters: core.adapters.mail."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.events.handlers import HandlerContext
 from core.mail import allowance
 from core.mail.render import compose, message_id_for
+from core.pipeline.handlers import HandlerContext
 
 log = logging.getLogger(__name__)
 

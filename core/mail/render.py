@@ -6,7 +6,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from core.mail.wire import Mail, build_mail
+from core.adapters.mime import Mail, build_mail
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _env = Environment(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from core import clock
-from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.models import Event
 from core.events.types import EventType
 from core.mail.addresses import normalise_address
 from core.mail.for_events import send_for_event
+from core.pipeline.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.uow import UnitOfWork
 
 

@@ -6,10 +6,10 @@ import uuid
 
 import sqlalchemy as sa
 
-from core.events.handlers import HandlerContext, handler
 from core.events.types import EventType
 from core.identity.models import Account, Role
 from core.notifications.service import notify
+from core.pipeline.handlers import HandlerContext, handler
 
 CLIENT_JOINED = "client_joined"
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, new_id
-from core.tenancy.context import TenantOwned
+from core.scoping import TenantOwned
 
 
 class Notification(TenantOwned, Base):

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.adapters.notifications import NotificationBus
 from core.db import insert_ignoring_conflicts
-from core.notifications.bus import NotificationBus
 from core.notifications.models import Notification
 from core.uow import UnitOfWork
 

@@ -4,14 +4,15 @@ left forward when its data is complete and valid."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from zoneinfo import available_timezones
 
+from core.errors import ValidationFailed
 from core.onboarding.stages import Stage
+from core.text import has_unfit_characters, one_line
 
 # Bump when the terms or the privacy notice change: every completed account is sent back to
 # the terms stage to accept the new version.
@@ -52,12 +53,12 @@ class Field:
 def _text(label: str, *, min_length: int = 1, max_length: int = 120,
           pattern: str | None = None, hint: str = "") -> Callable[[Any], str]:
     def check(value: Any) -> str:
-        text = " ".join(str(value or "").split())
+        text = one_line(value)
         if len(text) < min_length:
             raise ValueError(f"Enter {label}.")
         if len(text) > max_length:
             raise ValueError(f"Use at most {max_length} characters.")
-        if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text):
+        if has_unfit_characters(text):
             raise ValueError(f"{label.capitalize()} contains characters we cannot store.")
         if pattern and not re.fullmatch(pattern, text):
             raise ValueError(hint or f"Check {label}.")
@@ -67,7 +68,7 @@ def _text(label: str, *, min_length: int = 1, max_length: int = 120,
 
 
 def _phone(value: Any) -> str:
-    text = " ".join(str(value or "").split())
+    text = one_line(value)
     if not text:
         raise ValueError("Enter a phone number.")
     if not re.fullmatch(r"\+?[0-9 ()./-]{6,25}", text):
@@ -152,12 +153,8 @@ FIELDS: dict[Stage, tuple[Field, ...]] = {
 }
 
 
-class DraftRejected(ValueError):
+class DraftRejected(ValidationFailed):
     """A draft that cannot even be stored (unknown field, wrong type, far too long)."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 def field_names(stage: Stage) -> tuple[str, ...]:

@@ -10,25 +10,34 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.errors import DomainError, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.types import EventType
-from core.identity.models import Account
 from core.onboarding import schemas
 from core.onboarding.models import OnboardingProgress
 from core.onboarding.stages import Stage, allowed, flow, is_forward, onboards, required_before
 from core.uow import UnitOfWork
 
 
-class Conflict(DomainError):
+class VersionConflict(Conflict):
     """Someone saved in between (another tab, another device); nothing was overwritten."""
 
     def __init__(self, progress: OnboardingProgress) -> None:
         super().__init__("These answers were changed somewhere else since this page loaded.")
         self.progress = progress
 
+    def details(self) -> dict[str, Any]:
+        return {"current": snapshot(self.progress)}
 
-class MoveNotAllowed(DomainError):
-    pass
+
+class MoveNotAllowed(ValidationFailed):
+    """A move the state machine does not allow (skipping ahead, a stage not in the flow)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__({"stage": message})
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class StageIncomplete(ValidationFailed):
@@ -38,20 +47,22 @@ class StageIncomplete(ValidationFailed):
         super().__init__(errors)
         self.stage = stage
 
+    def details(self) -> dict[str, Any]:
+        return {"fields": self.errors, "stage": self.stage.slug}
 
-def begin(uow: UnitOfWork, account: Account) -> OnboardingProgress | None:
+
+def begin(uow: UnitOfWork, *, account_id: uuid.UUID, role: str,
+          tenant_id: uuid.UUID | None) -> OnboardingProgress | None:
     """Called when an account is created; admins do not onboard."""
-    if not onboards(account.role):
+    if not onboards(role):
         return None
     now = clock.now()
-    progress = OnboardingProgress(id=uuid.uuid4(), account_id=account.id,
-                                  tenant_id=account.tenant_id, role=account.role,
-                                  stage=Stage.STARTED, data={}, version=1, started_at=now,
-                                  updated_at=now, reminders_sent=0)
+    progress = OnboardingProgress(id=uuid.uuid4(), account_id=account_id, tenant_id=tenant_id,
+                                  role=role, stage=Stage.STARTED, data={}, version=1,
+                                  started_at=now, updated_at=now, reminders_sent=0)
     uow.session.add(progress)
-    uow.record(EventType.ONBOARDING_STARTED, tenant_id=account.tenant_id,
-               actor_account_id=account.id, subject=f"account:{account.id}",
-               payload={"role": account.role})
+    uow.record(EventType.ONBOARDING_STARTED, tenant_id=tenant_id, actor_account_id=account_id,
+               subject=f"account:{account_id}", payload={"role": role})
     return progress
 
 
@@ -74,7 +85,7 @@ def _locked(uow: UnitOfWork, account_id: uuid.UUID, version: int | None) -> Onbo
     if progress is None:
         raise NotFound("There is no onboarding for this account.")
     if version is not None and version != progress.version:
-        raise Conflict(progress)
+        raise VersionConflict(progress)
     return progress
 
 

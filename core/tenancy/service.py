@@ -11,26 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.errors import ValidationFailed
 from core.events.types import EventType
 from core.tenancy.models import Tenant, TenantStatus
+from core.text import clean_name
 from core.uow import UnitOfWork
 
 MAX_NAME = 120
 RESERVED_SLUGS = frozenset({"admin", "api", "static", "join", "login", "signup", "new"})
-
-
-def clean_text(value: str, field: str, label: str, *, max_length: int = MAX_NAME) -> str:
-    """Trim, collapse spaces, refuse control characters; for names people type."""
-    text = " ".join((value or "").split())
-    if not text:
-        raise ValidationFailed({field: f"Enter {label}."})
-    if len(text) > max_length:
-        raise ValidationFailed({field: f"Use at most {max_length} characters."})
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text):
-        raise ValidationFailed({field: f"{label.capitalize()} contains characters we cannot "
-                                       "store."})
-    return text
 
 
 def slugify(name: str) -> str:
@@ -55,7 +42,7 @@ def _unique_slug(session: Session, name: str) -> str:
 
 
 def create_tenant(uow: UnitOfWork, name: str) -> Tenant:
-    name = clean_text(name, "practice_name", "the practice's name")
+    name = clean_name(name, "practice_name", "the practice's name", max_length=MAX_NAME)
     tenant = Tenant(id=uuid.uuid4(), slug=_unique_slug(uow.session, name), name=name,
                     status=TenantStatus.PROVISIONING, plan="standard", settings={},
                     created_at=clock.now())

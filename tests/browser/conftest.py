@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import dramatiq
 import pytest
 
-from core.services import Services
 from tests.conftest import IN_CI, free_port
+from tests.support.apps import make_app
 from tests.support.platform import Platform
 from tests.support.workers import EmbeddedWorker
-from web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -74,9 +72,9 @@ def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     configured = settings.with_overrides(smtp_url=smtp_server.url, public_url=url)
-    app = create_app(configured, services=Services.build(configured, db=db))
+    app = make_app(configured, db)
     server = make_server("127.0.0.1", port, app, threaded=True)
-    worker = EmbeddedWorker(dramatiq.get_broker())
+    worker = EmbeddedWorker(app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     running = LivePlatform(app=app, smtp=smtp_server, worker=worker, db=db, url=url)

@@ -8,10 +8,11 @@ import pytest
 
 from core import clock
 from core.errors import DomainError
-from core.identity import service
+from core.identity import credentials, login, signup
+from core.identity.directory import identity_by_email
 from core.identity.models import Account, Identity, TokenPurpose
 from core.identity.tokens import issue
-from core.tenancy.context import TenantContext
+from core.scoping import TenantContext
 from core.uow import UnitOfWork
 from tests.support.flows import PASSWORD
 
@@ -34,9 +35,9 @@ def moved_clock():
 @pytest.fixture
 def person(db):
     with UnitOfWork(db) as uow:
-        service.signup_therapist(uow, practice_name="Harbour", display_name="Ada", email=EMAIL,
+        signup.signup_therapist(uow, practice_name="Harbour", display_name="Ada", email=EMAIL,
                                  password=PASSWORD)
-        service.identity_by_email(uow.session, EMAIL).email_verified_at = clock.now()
+        identity_by_email(uow.session, EMAIL).email_verified_at = clock.now()
         uow.commit()
 
 
@@ -45,7 +46,7 @@ def _lock_out(db, settings) -> int:
     for _ in range(settings.login_max_failures):
         with UnitOfWork(db) as uow:
             with pytest.raises(DomainError):
-                service.login(uow, settings, email=EMAIL, password="wrong wrong wrong")
+                login.login(uow, settings, email=EMAIL, password="wrong wrong wrong")
             uow.commit()
     identity = _identity(db)
     return round((identity.locked_until - clock.now()).total_seconds() / 60)
@@ -53,12 +54,12 @@ def _lock_out(db, settings) -> int:
 
 def _identity(db) -> Identity:
     with UnitOfWork(db) as uow:
-        return service.identity_by_email(uow.session, EMAIL)
+        return identity_by_email(uow.session, EMAIL)
 
 
 def _log_in(db, settings) -> None:
     with UnitOfWork(db) as uow:
-        service.login(uow, settings, email=EMAIL, password=PASSWORD)
+        login.login(uow, settings, email=EMAIL, password=PASSWORD)
         uow.commit()
 
 
@@ -89,9 +90,9 @@ def test_a_successful_login_resets_the_escalation(person, db, settings, moved_cl
 def test_an_admin_unlock_resets_the_escalation(person, db, settings, moved_clock):
     _lock_out(db, settings)
     with UnitOfWork(db, tenant=TenantContext.system()) as uow:
-        admin = service.create_admin(uow, "root@platform.example", PASSWORD + " admin")
+        admin = signup.create_admin(uow, "root@platform.example", PASSWORD + " admin")
         uow.commit()
-        service.unlock(uow, uow.session.get(Account, admin.id), _identity(db).id)
+        login.unlock(uow, uow.session.get(Account, admin.id), _identity(db).id)
         uow.commit()
     assert _identity(db).lockouts == 0 and _identity(db).locked_until is None
     assert _lock_out(db, settings) == 15
@@ -102,7 +103,7 @@ def test_a_password_reset_resets_the_escalation(person, db, settings, cache, mov
     with UnitOfWork(db) as uow:
         raw = issue(uow.session, _identity(db).id, TokenPurpose.RESET_PASSWORD)
         uow.commit()
-        service.reset_password(uow, cache, raw, "a brand new passphrase here")
+        credentials.reset_password(uow, cache, raw, "a brand new passphrase here")
         uow.commit()
     identity = _identity(db)
     assert identity.lockouts == 0 and identity.locked_until is None

@@ -8,9 +8,9 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from core.identity import service
+from core.identity import signup
 from core.identity.models import Identity
-from core.tenancy.context import system_session
+from core.scoping import system_session
 from core.tenancy.models import Tenant, TenantStatus
 from core.uow import UnitOfWork
 from tests.support.flows import PASSWORD
@@ -37,14 +37,14 @@ def _writes_during(db, action) -> Counter:
 
 
 def _therapist(email):
-    return lambda uow: service.signup_therapist(uow, practice_name="Harbour", display_name="Ada",
+    return lambda uow: signup.signup_therapist(uow, practice_name="Harbour", display_name="Ada",
                                                 email=email, password=PASSWORD)
 
 
 def test_a_therapist_sign_up_does_the_same_writes_for_a_known_address(db):
     new, writes_new = _writes_during(db, _therapist("ada@harbour.example"))
     known, writes_known = _writes_during(db, _therapist("ada@harbour.example"))
-    assert (new, known) == (service.SignupOutcome.CREATED, service.SignupOutcome.ALREADY_REGISTERED)
+    assert (new, known) == (signup.SignupOutcome.CREATED, signup.SignupOutcome.ALREADY_REGISTERED)
     # The same rows are written (then undone) for the known address; only the events differ:
     # one notice to the owner instead of the new account's events.
     assert {k: v for k, v in writes_known.items() if k[1] != "events"} == \
@@ -63,11 +63,11 @@ def test_a_client_sign_up_does_the_same_writes_for_a_known_address(db):
         slug = tenant.slug
 
     def join(email):
-        return lambda uow: service.signup_client(uow, tenant_slug=slug, display_name="Bo",
+        return lambda uow: signup.signup_client(uow, tenant_slug=slug, display_name="Bo",
                                                  email=email, password=PASSWORD)
 
     _new, writes_new = _writes_during(db, join("bo@example.com"))
     known, writes_known = _writes_during(db, join("ada@harbour.example"))
-    assert known == service.SignupOutcome.ALREADY_REGISTERED
+    assert known == signup.SignupOutcome.ALREADY_REGISTERED
     assert {k: v for k, v in writes_known.items() if k[1] != "events"} == \
         {k: v for k, v in writes_new.items() if k[1] != "events"}

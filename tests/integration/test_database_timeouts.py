@@ -95,7 +95,7 @@ def test_a_commit_the_server_never_answers_fails(engine, proxy) -> None:
 
 
 def test_a_transaction_that_cannot_even_begin_fails_the_same_way(engine, proxy) -> None:
-    import core.tenancy.context  # noqa: F401 - its session event opens every transaction
+    import core.scoping  # noqa: F401 - its session event opens every transaction
     from core.db import Database
 
     database = Database(str(engine.url), engine=engine)
@@ -185,8 +185,11 @@ def test_each_process_takes_its_own_statement_timeout(database_url, redis_url, t
     env = platform_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
                        INSTANCE_PATH=str(tmp_path), LOG_LEVEL="WARNING",
                        DATABASE_STATEMENT_TIMEOUT_MS="1111", WORKER_STATEMENT_TIMEOUT_MS="2222")
-    show = (f"import {module}, sqlalchemy as sa; from workers.runtime import runtime\n"
-            "with runtime().services.db.engine.connect() as c:\n"
+    # Each process's composition root: the web's app and the worker's side.
+    built = {"wsgi": "wsgi.app.extensions['services']",
+             "workers.boot": "workers.boot.side.services"}
+    show = (f"import {module}, sqlalchemy as sa\n"
+            f"with {built[module]}.db.engine.connect() as c:\n"
             "    print(c.scalar(sa.text('SHOW statement_timeout')))")
     result = run([sys.executable, "-c", show], env)
     assert result.returncode == 0, result.stderr

@@ -46,10 +46,32 @@ def read_procfile() -> dict[str, str]:
     return processes
 
 
+class _RecordingEnvironment(dict[str, str]):
+    """An environment that notes every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+
 def config_variables() -> set[str]:
-    """Names core/config.py reads: every `env.get("NAME"` in its source."""
-    source = (ROOT / "core" / "config.py").read_text()
-    return set(re.findall(r"""env\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""", source))
+    """The variables Settings reads, by asking it to read a complete production environment
+    (production asks for the most) and noting what it looked up."""
+    environment = _RecordingEnvironment({
+        "APP_ENV": "production", "DATABASE_URL": "postgresql://app@db/platform",
+        "REDIS_URL": "redis://cache:6379/0", "SECRET_KEY": "k" * 48,
+        "WEBHOOK_URL": "https://receiver.example/hooks", "WEBHOOK_SECRET": "s" * 20,
+    })
+    Settings.from_env(environment)
+    return environment.asked
 
 
 def interpolated_names(value: object) -> set[str]:
@@ -140,7 +162,7 @@ def test_make_run_supervises_the_procfile_processes_with_their_procfile_commands
         # sh expands `${NAME:-default}` as honcho's did; exec leaves no shell between.
         assert shlex.split(program["command"]) == ["/bin/sh", "-c", f"exec {procfile[name]}"]
     [program] = supervised_programs("embedded.conf").values()
-    assert program["command"] == "python -m web"
+    assert program["command"] == "python -m assembly"
 
 
 def test_supervised_programs_restart_and_leave_no_child_behind() -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cache import RedisCache
+from core.adapters.cache import RedisCache
 from tests.conftest import IN_CI, TEST_DATABASE_URL, free_port
 from tests.support.flows import link_in, signup_therapist
 from tests.support.processes import (
@@ -262,11 +262,11 @@ def test_a_killed_web_process_is_restarted(make_run) -> None:
 def test_embedded_make_run_restarts_its_process_and_stops_on_ctrl_c(runs, tmp_path) -> None:
     env = platform_env(INSTANCE_PATH=str(tmp_path), PORT=str(free_port()))
     run = start(runs, env, tmp_path / "make-run.log")
-    platform = run.program("-m web")
+    platform = run.program("-m assembly")
     assert platform, run.output()
 
     os.kill(platform, signal.SIGKILL)
-    wait_until(lambda: run.program("-m web") not in (None, platform), 30, "a new platform")
+    wait_until(lambda: run.program("-m assembly") not in (None, platform), 30, "a new platform")
     wait_until(lambda: answers(run.url("/api/health/live")), 30, "web answers again")
 
     os.killpg(run.make.pid, signal.SIGINT)  # Ctrl+C: the terminal signals make's process group

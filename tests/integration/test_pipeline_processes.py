@@ -8,20 +8,18 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
+from assembly import worker_side_of
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.mail.test_email import request_test_email
-from core.services import Services
 from tests.conftest import IN_CI, TEST_RABBITMQ_URL, make_settings
+from tests.support.apps import make_app
 from tests.support.processes import dramatiq_worker, platform_env, scheduler, wait_until
 from tests.support.tcp_proxy import TcpProxy
-from web import create_app
-from workers.runtime import runtime
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +47,12 @@ def _worker_env(database_url, redis_url, broker_url, smtp_url, instance):
     )
 
 
+def _done(db) -> int:
+    with db.session() as session:
+        return session.execute(sa.select(sa.func.count()).select_from(HandlerRun).where(
+            HandlerRun.status == "done")).scalar_one()
+
+
 def _distinct_message_ids(smtp_server) -> set[str]:
     with smtp_server.lock:
         return {str(m["Message-ID"]).strip() for m in smtp_server.messages}
@@ -59,15 +63,16 @@ def test_1000_emails_survive_repeated_sigkills(
 ):
     settings = make_settings(database_url, instance_dir, redis_url=redis_url,
                              broker_url=broker_url, smtp_url=smtp_server.url)
-    app = create_app(settings, services=Services.build(settings, db=db))
-    app.extensions["broker"].flush_all()
+    app = make_app(settings, db)
+    side = worker_side_of(app)
+    side.broker.flush_all()
     env = _worker_env(database_url, redis_url, broker_url, smtp_server.url, tmp_path)
     log = tmp_path / "worker.log"
     worker = dramatiq_worker(env, log, threads=8)
     kills = 0
     try:
         for i in range(EMAILS):
-            with runtime().unit_of_work() as uow:
+            with side.runtime.unit_of_work() as uow:
                 request_test_email(uow, f"person{i}@example.com")
                 uow.commit()
         for threshold in (150, 450, 750):
@@ -78,7 +83,9 @@ def test_1000_emails_survive_repeated_sigkills(
             worker = dramatiq_worker(env, log, threads=8)
         wait_until(lambda: len(_distinct_message_ids(smtp_server)) >= EMAILS, 180,
                    "every e-mail")
-        time.sleep(1)  # anything still in flight would show up as an extra now
+        # Once every effect is marked done, a message delivered again finds it done: no send
+        # can still be on its way.
+        wait_until(lambda: _done(db) >= EMAILS, 60, "every e-mail's effect marked done")
     finally:
         worker.stop()
     distinct = _distinct_message_ids(smtp_server)
@@ -104,12 +111,12 @@ def test_broker_down_at_commit_then_relay_delivers_everything(
     proxied = f"redis://127.0.0.1:{proxy.port}{parts.path}"
     settings = make_settings(database_url, instance_dir, redis_url=redis_url,
                              broker_url=proxied, smtp_url=smtp_server.url)
-    create_app(settings, services=Services.build(settings, db=db))
+    side = worker_side_of(make_app(settings, db))
     processes = []
     try:
         # The broker is unreachable: every commit still succeeds.
         for i in range(20):
-            with runtime().unit_of_work() as uow:
+            with side.runtime.unit_of_work() as uow:
                 request_test_email(uow, f"late{i}@example.com")
                 uow.commit()
         with db.session() as session:
@@ -121,7 +128,7 @@ def test_broker_down_at_commit_then_relay_delivers_everything(
         processes = [dramatiq_worker(env, tmp_path / "worker.log"),
                      scheduler(env, tmp_path / "scheduler.log")]
         smtp_server.wait_for(20, timeout=60)
-        time.sleep(1)
+        wait_until(lambda: _done(db) >= 20, 60, "every e-mail's effect marked done")
     finally:
         for process in processes:
             process.stop()

@@ -6,10 +6,9 @@ import logging
 
 import pytest
 
-from core.services import Services
 from tests.conftest import free_port, make_settings
+from tests.support.apps import make_app
 from tests.support.redis_server import PrivateRedis
-from web import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +24,7 @@ def private_redis():
 def test_a_rate_limit_outage_is_one_warning_then_one_recovery_line(
         private_redis, db, database_url, instance_dir, caplog):
     settings = make_settings(database_url, instance_dir, redis_url=private_redis.url)
-    client = create_app(settings, services=Services.build(settings, db=db)).test_client()
+    client = make_app(settings, db).test_client()
     assert client.get("/").status_code == 200
     caplog.set_level(logging.INFO)
     caplog.clear()

@@ -6,10 +6,9 @@ import pytest
 
 from core.logs import request_id_var
 from core.mail.test_email import request_test_email
-from core.services import Services
 from tests.conftest import make_settings
+from tests.support.apps import make_app
 from tests.support.processes import dramatiq_worker, platform_env, wait_until
-from web import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.integration
 def redis_app(db, database_url, instance_dir, redis_url, smtp_server):
     settings = make_settings(database_url, instance_dir, redis_url=redis_url,
                              broker_url=redis_url, smtp_url=smtp_server.url)
-    return create_app(settings, services=Services.build(settings, db=db))
+    return make_app(settings, db)
 
 
 def test_worker_process_sends_the_mail_and_carries_the_request_id(
@@ -35,9 +34,9 @@ def test_worker_process_sends_the_mail_and_carries_the_request_id(
 
         token = request_id_var.set("req-from-the-test-0001")
         try:
-            from workers.runtime import runtime
+            from assembly import worker_side_of
 
-            with runtime().unit_of_work() as uow:
+            with worker_side_of(redis_app).runtime.unit_of_work() as uow:
                 event = request_test_email(uow, "Operator@Example.com")
                 uow.commit()
         finally:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core import clock
-from core.identity import service
+from core.identity import invitations, signup
+from core.identity.directory import account_for, identity_by_email
 from core.identity.models import Account, Identity, Invitation, Role
 from core.identity.sessions import start
-from core.tenancy.context import TenantContext, set_context
+from core.scoping import TenantContext, set_context
 from core.tenancy.models import Tenant, TenantStatus
 from core.uow import UnitOfWork
 from tests.support.flows import PASSWORD
@@ -30,26 +31,26 @@ def practice(db, name: str, *, slug_hint: str) -> Practice:
     therapist_email = f"therapist@{slug_hint}.example"
     client_email = f"client@{slug_hint}.example"
     with UnitOfWork(db) as uow:
-        service.signup_therapist(uow, practice_name=name, display_name=f"Therapist of {name}",
+        signup.signup_therapist(uow, practice_name=name, display_name=f"Therapist of {name}",
                                  email=therapist_email, password=PASSWORD)
         uow.commit()
-        identity = service.identity_by_email(uow.session, therapist_email)
+        identity = identity_by_email(uow.session, therapist_email)
         identity.email_verified_at = clock.now()
-        therapist = service.account_for(uow.session, identity.id, Role.THERAPIST)
+        therapist = account_for(uow.session, identity.id, Role.THERAPIST)
         tenant = uow.session.get(Tenant, therapist.tenant_id)
         # A practice opens once its therapist finished onboarding (a worker's job; the factory
         # takes the shortcut).
         tenant.status = TenantStatus.ACTIVE
         set_context(uow.session, TenantContext.of(tenant.id))
         uow.commit()
-        service.signup_client(uow, tenant_slug=tenant.slug, display_name=f"Client of {name}",
+        signup.signup_client(uow, tenant_slug=tenant.slug, display_name=f"Client of {name}",
                               email=client_email, password=PASSWORD)
-        client_identity = service.identity_by_email(uow.session, client_email)
+        client_identity = identity_by_email(uow.session, client_email)
         client_identity.email_verified_at = clock.now()
         uow.commit()
-        client = service.account_for(uow.session, client_identity.id, Role.CLIENT)
+        client = account_for(uow.session, client_identity.id, Role.CLIENT)
         set_context(uow.session, TenantContext.of(tenant.id))
-        invitation = service.invite_client(uow, therapist, f"invitee@{slug_hint}.example")
+        invitation = invitations.invite_client(uow, therapist, f"invitee@{slug_hint}.example")
         raw = start(uow.session, identity, therapist, ip="127.0.0.1", user_agent="factory")
         uow.commit()
     for account in (therapist, client):
@@ -62,7 +63,7 @@ def practice(db, name: str, *, slug_hint: str) -> Practice:
 
 def identity_of(db, email: str) -> Identity:
     with UnitOfWork(db) as uow:
-        return service.identity_by_email(uow.session, email)
+        return identity_by_email(uow.session, email)
 
 
 def finish_onboarding(db, account: Account) -> None:

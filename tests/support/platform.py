@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from core.db import Database
-from core.tenancy.context import system_session
+from core.scoping import system_session
 from tests.support.smtp import SmtpSink
 from tests.support.workers import EmbeddedWorker
 

@@ -18,7 +18,7 @@ from core.onboarding.stages import (
     is_forward,
     next_stage,
 )
-from core.tenancy.context import TenantContext
+from core.scoping import TenantContext
 from core.uow import UnitOfWork
 from tests.support.factories import practice
 from tests.support.flows import PERSONAL_INFO, PROFESSIONAL_INFO

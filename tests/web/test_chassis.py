@@ -8,6 +8,8 @@ import re
 import pytest
 from flask import Flask
 
+from tests.support.flows import login
+
 
 def test_home_page_renders_with_our_assets(client) -> None:
     response = client.get("/")
@@ -122,11 +124,10 @@ def test_an_unexpected_error_shows_no_internals(app_with_probe_routes: Flask, ca
 
 
 def test_rate_limit_headers_and_429(app, settings) -> None:
-    from core.services import Services
-    from web import create_app
+    from tests.support.apps import make_app
 
-    limited = create_app(settings.with_overrides(rate_limit_anonymous="3 per minute"),
-                         services=Services.build(settings, db=app.extensions["services"].db))
+    limited = make_app(settings.with_overrides(rate_limit_anonymous="3 per minute"),
+                       app.extensions["services"].db)
     client = limited.test_client()
     statuses = [client.get("/").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
@@ -139,15 +140,43 @@ def test_rate_limit_headers_and_429(app, settings) -> None:
     assert client.get("/api/health/live").status_code == 200
 
 
-def test_templates_carry_no_inline_styles_or_scripts() -> None:
-    """The CSP blocks inline style attributes and un-nonced scripts; none may creep in."""
-    from pathlib import Path
+INLINE_STYLE = re.compile(r"<[^>]+\sstyle=")
+UNNONCED_SCRIPT = re.compile(r"<script(?![^>]*\bnonce=)")
+INLINE_HANDLER = re.compile(r"<[^>]+\son[a-z]+=")
 
-    offenders = []
-    for path in (Path(__file__).resolve().parents[2] / "web" / "templates").rglob("*.html"):
-        html = path.read_text()
-        if re.search(r'\sstyle="', html) or re.search(r"<script(?![^>]*nonce=)", html):
-            offenders.append(str(path))
-        if re.search(r"\son[a-z]+=\"", html):  # onclick= and friends are inline script
-            offenders.append(str(path))
+
+def _pages_as(client, app, arguments: dict[str, str]) -> dict[str, str]:
+    """Every GET page this client can reach, by filling each rule's arguments it knows."""
+    pages = {}
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.rule.startswith(("/static", "/api")):
+            continue
+        if set(rule.arguments) - set(arguments):
+            continue
+        path = rule.build({name: arguments[name] for name in rule.arguments})[1]
+        response = client.get(path)
+        if response.mimetype == "text/html":
+            pages[path] = response.get_data(as_text=True)
+    return pages
+
+
+def test_served_pages_carry_no_inline_styles_scripts_or_handlers(app, db) -> None:
+    """The CSP blocks inline style attributes, un-nonced scripts and on…= handlers: no page, as
+    any role sees it, may carry one (the browser tests check the same in Chromium)."""
+    from tests.support.factories import practice
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    arguments = {"slug": harbour.tenant.slug, "account_id": str(harbour.client.id),
+                 "tenant_id": str(harbour.tenant.id)}
+    seen: dict[str, str] = {}
+    for email in (None, harbour.therapist_email, harbour.client_email):
+        client = app.test_client()
+        if email:
+            login(client, email)
+        seen.update({f"{email or 'anonymous'} {path}": html
+                     for path, html in _pages_as(client, app, arguments).items()})
+    assert len(seen) >= 15, sorted(seen)
+    offenders = [page for page, html in seen.items()
+                 if INLINE_STYLE.search(html) or UNNONCED_SCRIPT.search(html)
+                 or INLINE_HANDLER.search(html)]
     assert offenders == []

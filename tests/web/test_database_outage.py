@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from assembly import web_process
 from core.db import Database
 from core.services import Services
 from tests.conftest import free_port, make_settings
 from tests.support import factories
 from tests.support.flows import login
-from web import create_app
 from web.errors import RETRY_AFTER_SECONDS
 
 
@@ -34,7 +34,7 @@ def _app_on(database: Database, instance_dir, *, cache: object | None = None):
     services = Services.build(settings, db=database)
     if cache is not None:
         services.cache = cache  # type: ignore[assignment]
-    return create_app(settings, services=services)
+    return web_process(settings, services=services)
 
 
 def _with_session_cookie(app):

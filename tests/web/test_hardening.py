@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from core import clock
 from core.identity.models import Identity
 from core.onboarding import service as onboarding
-from core.tenancy.context import system_session
+from core.scoping import system_session
 from tests.support.factories import practice
 from tests.support.flows import (
     PASSWORD,

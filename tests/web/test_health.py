@@ -8,9 +8,8 @@ import time
 import pytest
 
 from core.db import Database
-from core.services import Services
 from tests.conftest import free_port, make_settings
-from web import create_app
+from tests.support.apps import make_app
 
 
 def test_live_touches_no_backend(client) -> None:
@@ -49,7 +48,7 @@ def blackhole():
 
 def _app_with(settings_db, db_url, instance, **overrides):
     settings = make_settings(db_url, instance, **overrides)
-    return create_app(settings, services=Services.build(settings, db=settings_db))
+    return make_app(settings, settings_db)
 
 
 def test_redis_down_is_reported_at_once_and_pages_still_work(db, database_url, instance_dir):
@@ -85,7 +84,7 @@ def test_database_down_is_unhealthy_503(database_url, instance_dir):
     port = free_port()
     dead = Database(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
     settings = make_settings(dead.url, instance_dir)
-    app = create_app(settings, services=Services.build(settings, db=dead))
+    app = make_app(settings, dead)
     started = time.monotonic()
     response = app.test_client().get("/api/health")
     assert time.monotonic() - started < 3.0

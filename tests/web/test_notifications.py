@@ -9,13 +9,12 @@ import threading
 import pytest
 
 from core.notifications.service import notify
-from core.services import Services
-from core.tenancy.context import TenantContext
+from core.scoping import TenantContext
 from core.uow import UnitOfWork
 from tests.conftest import make_settings
+from tests.support.apps import make_app
 from tests.support.factories import practice
 from tests.support.flows import csrf_token, login
-from web import create_app
 
 
 @pytest.fixture(params=["in-process", "redis"])
@@ -24,7 +23,7 @@ def bus_app(request, db, database_url, instance_dir):
     if request.param == "redis":
         overrides["redis_url"] = request.getfixturevalue("redis_url")
     settings = make_settings(database_url, instance_dir, **overrides)
-    return create_app(settings, services=Services.build(settings, db=db))
+    return make_app(settings, db)
 
 
 def _read_events(response, into: queue.Queue) -> None:
@@ -128,7 +127,7 @@ def test_one_account_cannot_hold_every_stream(db, database_url, instance_dir, mo
     monkeypatch.setattr(web.notifications, "STREAM_SECONDS", 4)
     settings = make_settings(database_url, instance_dir, notification_streams=3,
                              notification_streams_per_account=2)
-    app = create_app(settings, services=Services.build(settings, db=db))
+    app = make_app(settings, db)
     harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
     elm = practice(db, "Elm Street", slug_hint="elm")
     greedy, other = app.test_client(), app.test_client()

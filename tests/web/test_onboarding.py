@@ -28,7 +28,6 @@ from tests.support.flows import (
     post_form,
     signup_therapist,
 )
-from workers.runtime import runtime
 
 ADA = "ada@harbour.example"
 
@@ -225,7 +224,8 @@ def test_clients_skip_professional_info_and_get_their_own_welcome(platform):
               page=link)
     onboarding_step(client, "started", {})
     onboarding_step(client, "personal-info", PERSONAL_INFO)
-    assert client.get("/onboarding/professional-info").headers["Location"] == "/onboarding"
+    # Not a stage of a client's set-up: straight back to where they are.
+    assert client.get("/onboarding/professional-info").headers["Location"] == "/onboarding/terms"
     assert onboarding_step(client, "terms", TERMS).headers["Location"] == "/dashboard"
     welcome = platform.last_mail_to("c@example.com")
     assert welcome["Subject"] == "Welcome to Harbour Counselling, Charles"
@@ -255,7 +255,7 @@ def test_a_new_required_field_reopens_the_stage_that_needs_it(therapist, platfor
 
 def _idle(platform, hours: float) -> None:
     """Pretend the onboarding was last touched `hours` ago."""
-    from core.tenancy.context import system_session
+    from core.scoping import system_session
 
     with system_session(platform.db) as session:
         for progress in session.query(OnboardingProgress):
@@ -263,8 +263,8 @@ def _idle(platform, hours: float) -> None:
         session.commit()
 
 
-def _run_reminders(at: datetime) -> int:
-    with runtime().unit_of_work() as uow:
+def _run_reminders(platform, at: datetime) -> int:
+    with platform.worker.side.runtime.unit_of_work() as uow:
         return reminders.record_due_reminders(uow, now=at)
 
 
@@ -276,14 +276,14 @@ def test_abandoned_onboarding_gets_at_most_three_daily_daytime_reminders(therapi
     day = (clock.now() + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
     tokyo_night = day.replace(hour=14)  # 23:00 in Tokyo
     tokyo_morning = day.replace(hour=1)  # 10:00 in Tokyo
-    assert _run_reminders(tokyo_night) == 0
-    assert _run_reminders(tokyo_morning) == 1
-    assert _run_reminders(tokyo_morning + timedelta(hours=2)) == 0  # one a day at most
+    assert _run_reminders(platform, tokyo_night) == 0
+    assert _run_reminders(platform, tokyo_morning) == 1
+    assert _run_reminders(platform, tokyo_morning + timedelta(hours=2)) == 0  # one a day at most
     reminder = platform.last_mail_to(ADA)
     assert reminder["Subject"] == "Your set-up is waiting where you left it"
     assert "/onboarding" in reminder.get_body(("plain",)).get_content()
     for day in (1, 2, 3):
-        _run_reminders(tokyo_morning + timedelta(days=day))
+        _run_reminders(platform, tokyo_morning + timedelta(days=day))
     assert _progress(platform).reminders_sent == 3  # never more than three
     platform.settle()
     assert len([m for m in platform.smtp.to(ADA) if "waiting" in m["Subject"]]) == 3
@@ -292,7 +292,7 @@ def test_abandoned_onboarding_gets_at_most_three_daily_daytime_reminders(therapi
 def test_no_reminder_after_completion(therapist, platform):
     complete_onboarding(therapist, "therapist")
     _idle(platform, 48)
-    assert _run_reminders(clock.now().replace(hour=12) + timedelta(days=1)) == 0
+    assert _run_reminders(platform, clock.now().replace(hour=12) + timedelta(days=1)) == 0
 
 
 def test_admins_do_not_onboard(platform):
@@ -304,3 +304,35 @@ def test_admins_do_not_onboard(platform):
     assert admin.get("/dashboard").headers["Location"] == "/admin"
     assert platform.rows(OnboardingProgress) == []
     logout(admin)
+
+
+def _api_complete(client, answers, version, token=None, **headers):
+    return client.post("/api/onboarding/complete",
+                       json={"version": version, "answers": answers},
+                       headers={"X-CSRFToken": token or csrf_token(client, "/"), **headers})
+
+
+def test_the_whole_set_up_at_once_through_the_seeds_complete_endpoint(therapist, platform):
+    version = _progress(platform).version
+    answers = {"personal-info": PERSONAL_INFO, "professional-info": PROFESSIONAL_INFO,
+               "terms": {"accept_terms": True, "accept_privacy": True}}
+    # The same rules as the pages: a stage left invalid stops it, with that stage's errors.
+    incomplete = _api_complete(therapist, {**answers, "professional-info": {}}, version)
+    assert incomplete.status_code == 422
+    error = incomplete.get_json()["error"]
+    assert error["stage"] == "professional-info"
+    assert {"licence_number", "specialties"} <= set(error["fields"])
+    assert _progress(platform).completed_at is None  # nothing half-done was kept
+    # Another device saved in between: 409 with the server's copy.
+    stale = _api_complete(therapist, answers, version + 7)
+    assert stale.status_code == 409
+    assert stale.get_json()["error"]["current"]["version"] == version
+    # Without the CSRF header it is refused before anything happens.
+    assert therapist.post("/api/onboarding/complete",
+                          json={"version": version, "answers": answers}).status_code == 400
+    done = _api_complete(therapist, answers, version)
+    assert done.status_code == 200
+    assert done.get_json()["completed"] is True and done.get_json()["stage"] == "COMPLETED"
+    platform.settle()
+    assert therapist.get("/dashboard").headers["Location"] == "/therapist"
+    assert "Active" in therapist.get("/therapist").get_data(as_text=True)

@@ -3,24 +3,22 @@ each breach is an audit entry."""
 
 from __future__ import annotations
 
-import dramatiq
 import pytest
 import sqlalchemy as sa
 
 from core.audit.models import AuditEntry
-from core.services import Services
-from core.tenancy.context import system_session
+from core.scoping import system_session
+from tests.support.apps import make_app
 from tests.support.factories import practice
 from tests.support.flows import csrf_token, login
 from tests.support.workers import EmbeddedWorker
-from web import create_app
 
 
 @pytest.fixture
 def limited(settings, db):
     def build(**limits):
         configured = settings.with_overrides(**limits)
-        return create_app(configured, services=Services.build(configured, db=db))
+        return make_app(configured, db)
 
     return build
 
@@ -28,7 +26,7 @@ def limited(settings, db):
 def test_login_form_posts_are_limited_per_address_and_audited(limited, db):
     # A short window: the entry is written when the window ends, with its count.
     app = limited(rate_limit_auth_endpoints="3 per 2 seconds")
-    worker = EmbeddedWorker(dramatiq.get_broker())
+    worker = EmbeddedWorker(app)
     try:
         client = app.test_client()
         token = csrf_token(client, "/")
@@ -65,7 +63,7 @@ def test_logged_in_limits_are_per_account(limited, db):
 
 def test_a_flood_of_429s_is_one_audit_entry_per_client_and_window_with_its_count(limited, db):
     app = limited(rate_limit_anonymous="5 per 3 seconds")
-    worker = EmbeddedWorker(dramatiq.get_broker())
+    worker = EmbeddedWorker(app)
     try:
         flooder, bystander = app.test_client(), app.test_client()
         statuses = [flooder.get("/").status_code for _ in range(30)]

@@ -13,13 +13,12 @@ from core.audit.models import AuditEntry
 from core.config import normalise_database_url
 from core.db import Database
 from core.identity.models import Account, Invitation
-from core.services import Services
-from core.tenancy.context import TenantContext, TenantViolation, set_context, system_session
+from core.scoping import TenantContext, TenantViolation, set_context, system_session
 from core.uow import UnitOfWork
 from tests.conftest import TEST_DATABASE_URL, make_settings
+from tests.support.apps import make_app
 from tests.support.factories import practice
 from tests.support.flows import login, post_form
-from web import create_app
 
 
 @pytest.fixture
@@ -142,7 +141,7 @@ def test_row_level_security_hides_other_tenants_from_raw_sql(two_practices, app_
                                                              database_url, instance_dir):
     harbour, elm = two_practices
     settings = make_settings(database_url, instance_dir)
-    app = create_app(settings, services=Services.build(settings, db=app_role_database))
+    app = make_app(settings, app_role_database)
 
     @app.get("/probe/raw-sql")
     def raw_sql() -> dict:

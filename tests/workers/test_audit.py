@@ -11,10 +11,8 @@ from core.audit.security import security_entry
 from core.events.models import Event, HandlerRun
 from core.events.types import EventType
 from core.logs import request_id_var
-from core.tenancy.context import system_session
+from core.scoping import system_session
 from core.uow import Origin
-from workers.runtime import runtime
-from workers.security_audit import send_security_entry
 
 
 def _audit_rows(db) -> list[AuditEntry]:
@@ -22,14 +20,14 @@ def _audit_rows(db) -> list[AuditEntry]:
         return list(session.execute(sa.select(AuditEntry).order_by(AuditEntry.id)).scalars())
 
 
-def test_batch_writer_writes_each_event_once(app, db) -> None:
-    with runtime().unit_of_work(Origin(ip="198.51.100.7", user_agent="agent/1")) as uow:
+def test_batch_writer_writes_each_event_once(app, db, side) -> None:
+    with side.runtime.unit_of_work(Origin(ip="198.51.100.7", user_agent="agent/1")) as uow:
         for i in range(1200):
             uow.record(EventType.TEST_EMAIL_REQUESTED, subject="mail:test", payload={"n": i})
         uow.commit()
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         assert writer.write_pending(uow, batch=500) == 1200
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         assert writer.write_pending(uow) == 0  # a redelivered nudge finds nothing to do
     rows = _audit_rows(db)
     assert len(rows) == 1200
@@ -40,15 +38,15 @@ def test_batch_writer_writes_each_event_once(app, db) -> None:
             Event.audited_at.is_(None))).scalar_one() == 0
 
 
-def test_security_entry_goes_straight_to_the_audit_queue(app, worker, db) -> None:
+def test_security_entry_goes_straight_to_the_audit_queue(app, side, worker, db) -> None:
     token = request_id_var.set("req-denied-0001")
     try:
         entry = security_entry(EventType.ACCESS_DENIED, Origin(ip="192.0.2.1", user_agent="x"),
                                subject="account:42", payload={"path": "/admin"})
     finally:
         request_id_var.reset(token)
-    send_security_entry(db, entry)
-    send_security_entry(db, entry)  # delivered twice: still one entry
+    side.send_security_entry(entry)
+    side.send_security_entry(entry)  # delivered twice: still one entry
     worker.drain()
     [row] = _audit_rows(db)
     assert (row.type, row.subject, row.ip, row.request_id) == (
@@ -58,13 +56,13 @@ def test_security_entry_goes_straight_to_the_audit_queue(app, worker, db) -> Non
         assert session.execute(sa.select(sa.func.count()).select_from(Event)).scalar_one() == 0
 
 
-def test_security_entry_falls_back_to_the_outbox_when_the_broker_is_down(app, db) -> None:
+def test_security_entry_falls_back_to_the_outbox_when_the_broker_is_down(app, db, side) -> None:
     # No worker drains this process's in-process broker: as good as down for this entry.
     entry = security_entry(EventType.LOGIN_FAILED, Origin(ip="192.0.2.2"),
                            payload={"reason": "bad password\nINFO forged log line"})
-    send_security_entry(db, entry)
+    side.send_security_entry(entry)
     assert _audit_rows(db) == []
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         assert writer.write_pending(uow) == 1
     [row] = _audit_rows(db)
     assert str(row.event_id) == entry["id"]
@@ -72,10 +70,10 @@ def test_security_entry_falls_back_to_the_outbox_when_the_broker_is_down(app, db
     assert row.details["reason"] == "bad password\nINFO forged log line"
 
 
-def test_an_event_a_handler_is_claiming_right_now_is_still_audited(app, db) -> None:
+def test_an_event_a_handler_is_claiming_right_now_is_still_audited(app, db, side) -> None:
     if db.dialect != "postgresql":
         pytest.skip("row locks need PostgreSQL (SQLite has one writer)")
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         event = uow.record(EventType.TEST_EMAIL_REQUESTED, payload={"to": "a@example.com"})
         uow.commit()
     # A handler's claim, not yet committed: its foreign key holds a key-share lock on the event.
@@ -83,7 +81,7 @@ def test_an_event_a_handler_is_claiming_right_now_is_still_audited(app, db) -> N
         claiming.execute(sa.insert(HandlerRun.__table__).values(
             event_id=event.id, handler="send_test_email", status="running", attempts=1,
             started_at=event.occurred_at))
-        with runtime().unit_of_work() as uow:
+        with side.runtime.unit_of_work() as uow:
             assert writer.write_pending(uow) == 1
         claiming.rollback()
     with system_session(db) as session:

@@ -7,9 +7,9 @@ import email.policy
 
 import pytest
 
-from core.mail.mailer import FileMailer, SmtpMailer
+from core.adapters.mail import FileMailer, SmtpMailer
+from core.adapters.mime import HeaderInjection, build_mail
 from core.mail.render import compose
-from core.mail.wire import HeaderInjection, build_mail
 
 SENDER = "Práctica Demo <no-reply@practice.example>"
 

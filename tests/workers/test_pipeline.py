@@ -8,25 +8,35 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from assembly import worker_side_of
 from core import clock
 from core.audit.models import AuditEntry
 from core.events import outbox
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.mail.test_email import request_test_email
-from core.tenancy.context import system_session
+from core.scoping import system_session
 from core.uow import Origin
-from workers.publisher import BrokerPublisher
-from workers.runtime import runtime
+from tests.support.apps import make_app
+from tests.support.workers import EmbeddedWorker
 
 
 @pytest.fixture
 def mail_app(smtp_server, settings, db):
     """The app, sending real SMTP to the test's aiosmtpd server."""
-    from core.services import Services
-    from web import create_app
-
     configured = settings.with_overrides(smtp_url=smtp_server.url)
-    return create_app(configured, services=Services.build(configured, db=db))
+    return make_app(configured, db)
+
+
+@pytest.fixture
+def side(mail_app):
+    return worker_side_of(mail_app)
+
+
+@pytest.fixture
+def worker(mail_app):
+    running = EmbeddedWorker(mail_app)
+    yield running
+    running.stop()
 
 
 def _count(db, model) -> int:
@@ -34,8 +44,8 @@ def _count(db, model) -> int:
         return session.execute(sa.select(sa.func.count()).select_from(model)).scalar_one()
 
 
-def test_a_committed_event_sends_exactly_one_email(mail_app, worker, smtp_server, db) -> None:
-    with runtime().unit_of_work(Origin(ip="203.0.113.9", user_agent="pytest")) as uow:
+def test_a_committed_event_sends_exactly_one_email(mail_app, worker, smtp_server, db, side) -> None:
+    with side.runtime.unit_of_work(Origin(ip="203.0.113.9", user_agent="pytest")) as uow:
         event = request_test_email(uow, "someone@example.com")
         uow.commit()
     worker.drain()
@@ -51,13 +61,12 @@ def test_a_committed_event_sends_exactly_one_email(mail_app, worker, smtp_server
 
 
 def test_a_rolled_back_transaction_leaves_no_event_no_message_no_email(
-    mail_app, worker, smtp_server, db
-) -> None:
-    with runtime().unit_of_work() as uow:
+    mail_app, worker, smtp_server, db, side) -> None:
+    with side.runtime.unit_of_work() as uow:
         request_test_email(uow, "someone@example.com")
         uow.rollback()
         uow.commit()  # nothing left to commit
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         request_test_email(uow, "someone@example.com")
         # The transaction itself fails at commit (a duplicate key), after the event was recorded.
         duplicate = {"message_id": "m-1", "queue": "q", "actor": "a", "attempts": 1,
@@ -73,14 +82,14 @@ def test_a_rolled_back_transaction_leaves_no_event_no_message_no_email(
     assert smtp_server.messages == []
 
 
-def test_a_message_published_twice_is_handled_once(mail_app, worker, smtp_server, db) -> None:
-    with runtime().unit_of_work() as uow:
+def test_a_message_published_twice_is_handled_once(mail_app, worker, smtp_server, db, side) -> None:
+    with side.runtime.unit_of_work() as uow:
         event = request_test_email(uow, "twice@example.com")
         uow.commit()
     worker.drain()
     # A relay that raced the fast path, or a redelivery: the same event published again.
-    BrokerPublisher(runtime().settings).publish([event])
-    BrokerPublisher(runtime().settings).publish([event])
+    side.publisher.publish([event])
+    side.publisher.publish([event])
     worker.drain()
     assert len(smtp_server.wait_for(1)) == 1
     with system_session(db) as session:
@@ -89,9 +98,9 @@ def test_a_message_published_twice_is_handled_once(mail_app, worker, smtp_server
     assert _count(db, AuditEntry) == 1
 
 
-def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db) -> None:
+def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db, side) -> None:
     # No worker in this process yet: the publish is deferred and the events wait in the outbox.
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         events = [request_test_email(uow, f"user{i}@example.com") for i in range(3)]
         uow.commit()
     with system_session(db) as session:
@@ -99,13 +108,13 @@ def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db) -
             Event.dispatched_at.is_(None))).scalar_one() == 3
     from tests.support.workers import EmbeddedWorker
 
-    running = EmbeddedWorker(mail_app.extensions["broker"])
+    running = EmbeddedWorker(mail_app)
     try:
         clock_now = clock.now
         try:  # the relay leaves fresh events to the fast path for a few seconds
             clock.now = lambda: clock_now() + outbox.RELAY_GRACE * 2
-            with runtime().unit_of_work() as uow:
-                assert outbox.relay(uow, BrokerPublisher(runtime().settings)) == 3
+            with side.runtime.unit_of_work() as uow:
+                assert outbox.relay(uow, side.publisher) == 3
         finally:
             clock.now = clock_now
         running.drain()
@@ -115,10 +124,10 @@ def test_events_missed_by_the_fast_path_are_relayed(mail_app, smtp_server, db) -
     assert received == {e.payload["to"] for e in events}
 
 
-def test_two_relays_at_once_publish_each_event_once(app, db) -> None:
+def test_two_relays_at_once_publish_each_event_once(app, db, side) -> None:
     if db.dialect != "postgresql":
         pytest.skip("SKIP LOCKED concurrency needs PostgreSQL (SQLite has one writer)")
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         for i in range(10):
             request_test_email(uow, f"r{i}@example.com")
         uow.commit()
@@ -132,7 +141,7 @@ def test_two_relays_at_once_publish_each_event_once(app, db) -> None:
             pass
 
     late = clock.now() + outbox.RELAY_GRACE * 2
-    first, second = runtime().unit_of_work(), runtime().unit_of_work()
+    first, second = side.runtime.unit_of_work(), side.runtime.unit_of_work()
     clock_now = clock.now
     clock.now = lambda: late
     try:
@@ -159,21 +168,22 @@ def _runs(db, event_ids) -> dict:
             sa.select(HandlerRun).where(HandlerRun.event_id.in_(event_ids))).scalars()}
 
 
-def _commit_test_emails(addresses: list[str]) -> list[Event]:
-    with runtime().unit_of_work() as uow:
+def _commit_test_emails(addresses: list[str], side) -> list[Event]:
+    with side.runtime.unit_of_work() as uow:
         events = [request_test_email(uow, address) for address in addresses]
         uow.commit()
     return events
 
 
-def test_a_batch_is_one_message_one_claim_and_one_connection(mail_app, smtp_server, db) -> None:
+def test_a_batch_is_one_message_one_claim_and_one_connection(mail_app, smtp_server, db,
+                                                             side) -> None:
     # Committed with no worker here: nothing is published until the publisher below.
-    events = _commit_test_emails([f"batch{n}@example.com" for n in range(20)])
+    events = _commit_test_emails([f"batch{n}@example.com" for n in range(20)], side)
     from tests.support.workers import EmbeddedWorker
 
-    running = EmbeddedWorker(mail_app.extensions["broker"])
+    running = EmbeddedWorker(mail_app)
     try:
-        BrokerPublisher(runtime().settings).publish(events)
+        side.publisher.publish(events)
         running.drain()
     finally:
         running.stop()
@@ -185,33 +195,33 @@ def test_a_batch_is_one_message_one_claim_and_one_connection(mail_app, smtp_serv
     assert len({run.message_id for run in runs.values()}) == 1
 
 
-def test_a_batch_delivered_again_runs_each_event_alone_at_once(mail_app, smtp_server, db) -> None:
+def test_a_batch_delivered_again_runs_each_event_alone_at_once(mail_app, smtp_server, db,
+                                                               side) -> None:
     from core.effects import handler_named
-    from core.events import runner
+    from core.pipeline import runner
 
     handler = handler_named("send_test_email")
-    ids = [e.id for e in _commit_test_emails(["a@example.com", "b@example.com"])]
+    ids = [e.id for e in _commit_test_emails(["a@example.com", "b@example.com"], side)]
     # The first delivery died right after its claim: one attempt each, nothing sent.
-    with runtime().unit_of_work() as uow:
+    with side.runtime.unit_of_work() as uow:
         runner._claim_first_attempts(uow, handler, ids, "batch-message")
-    with runtime().unit_of_work() as uow:
-        outcome = runner.run_batch(uow, runtime().services, handler, ids, "batch-message")
+    with side.runtime.unit_of_work() as uow:
+        outcome = runner.run_batch(uow, side.services, handler, ids, "batch-message")
     assert (outcome.done, [(a.event_id, a.failed) for a in outcome.alone]) == (
         0, [(ids[0], False), (ids[1], False)])
     assert smtp_server.messages == []
     for event_id in ids:  # their own messages may claim at once: the dead holder let go
-        with runtime().unit_of_work() as uow:
-            assert runner.run_handler(uow, runtime().services, handler, event_id,
+        with side.runtime.unit_of_work() as uow:
+            assert runner.run_handler(uow, side.services, handler, event_id,
                                       f"alone-{event_id}") is runner.Outcome.DONE
     assert len(smtp_server.wait_for(2)) == 2
     assert {(r.status, r.attempts) for r in _runs(db, ids).values()} == {("done", 2)}
 
 
 def test_a_failure_ends_the_batch_without_spending_the_others_attempts(
-    mail_app, smtp_server, db
-) -> None:
+    mail_app, smtp_server, db, side) -> None:
     from core.effects import handler_named
-    from core.events import runner
+    from core.pipeline import runner
 
     class RefusesOne:
         def __init__(self, mailer) -> None:
@@ -222,14 +232,15 @@ def test_a_failure_ends_the_batch_without_spending_the_others_attempts(
                 raise OSError("connection reset")
             self.mailer.send(mail)
 
-    services = runtime().services
+    services = side.services
     handler = handler_named("send_test_email")
-    events = _commit_test_emails(["sent@example.com", "refused@example.com", "later@example.com"])
+    events = _commit_test_emails(["sent@example.com", "refused@example.com", "later@example.com"],
+                                 side)
     ids = [e.id for e in events]
     original = services.mailer
     services.mailer = RefusesOne(original)
     try:
-        with runtime().unit_of_work() as uow:
+        with side.runtime.unit_of_work() as uow:
             outcome = runner.run_batch(uow, services, handler, ids, "batch-message")
     finally:
         services.mailer = original

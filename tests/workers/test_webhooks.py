@@ -7,14 +7,12 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from core.adapters.webhooks import WebhookRefused, WebhookSender, delivery_id
 from core.events.models import DeadLetter
 from core.events.types import EventType
-from core.services import Services
-from core.webhooks import WebhookRefused, WebhookSender, delivery_id
+from tests.support.apps import make_app
 from tests.support.webhooks import Receiver
-from web import create_app
-from workers.actors import HANDLER_ACTORS
-from workers.runtime import runtime
+from tests.support.workers import EmbeddedWorker
 
 SECRET = "whsec-test-0123456789abcdef"
 
@@ -32,12 +30,13 @@ def _app(settings, db, receiver, *, allow_private: bool):
         webhook_url=receiver.url, webhook_secret=SECRET, webhook_allow_private=allow_private,
         webhook_events=frozenset({"TEST_EMAIL_REQUESTED", "USER_CREATED"}),
     )
-    return create_app(configured, services=Services.build(configured, db=db))
+    return make_app(configured, db)
 
 
-def _record(type_: EventType, n: int, before_commit=lambda events: None) -> list:
+def _record(worker: EmbeddedWorker, type_: EventType, n: int,
+            before_commit=lambda events: None) -> list:
     tenant = uuid.uuid4()
-    with runtime().unit_of_work() as uow:
+    with worker.side.runtime.unit_of_work() as uow:
         events = [uow.record(type_, tenant_id=tenant, payload={"n": i}) for i in range(n)]
         before_commit(events)
         uow.commit()
@@ -47,23 +46,19 @@ def _record(type_: EventType, n: int, before_commit=lambda events: None) -> list
 def test_each_event_is_delivered_signed_once_and_retries_keep_the_id(
     settings, db, receiver, monkeypatch
 ):
-    _app(settings, db, receiver, allow_private=True)
-    from tests.support.workers import EmbeddedWorker
-
+    worker = EmbeddedWorker(_app(settings, db, receiver, allow_private=True))
     # Retry after 50 ms instead of the production 30 s, so the test sees the redelivery.
-    monkeypatch.setitem(HANDLER_ACTORS["deliver_webhook"].options, "min_backoff", 50)
-    monkeypatch.setitem(HANDLER_ACTORS["deliver_webhook"].options, "max_backoff", 100)
-    import dramatiq
-
-    worker = EmbeddedWorker(dramatiq.get_broker())
+    deliver = worker.side.actors.handlers["deliver_webhook"]
+    monkeypatch.setitem(deliver.options, "min_backoff", 50)
+    monkeypatch.setitem(deliver.options, "max_backoff", 100)
     try:
-        with runtime().unit_of_work() as uow:
+        with worker.side.runtime.unit_of_work() as uow:
             ignored = uow.record(EventType.LOGIN_FAILED)  # not in WEBHOOK_EVENTS
             uow.commit()
         def fail_first_twice(events):
             receiver.fail_next[str(events[0].id)] = 2
 
-        events = _record(EventType.USER_CREATED, 4, before_commit=fail_first_twice)
+        events = _record(worker, EventType.USER_CREATED, 4, before_commit=fail_first_twice)
         worker.drain()
     finally:
         worker.stop()
@@ -84,14 +79,9 @@ def test_each_event_is_delivered_signed_once_and_retries_keep_the_id(
 
 
 def test_private_targets_are_refused_and_dead_lettered(settings, db, receiver):
-    _app(settings, db, receiver, allow_private=False)
-    import dramatiq
-
-    from tests.support.workers import EmbeddedWorker
-
-    worker = EmbeddedWorker(dramatiq.get_broker())
+    worker = EmbeddedWorker(_app(settings, db, receiver, allow_private=False))
     try:
-        [event] = _record(EventType.USER_CREATED, 1)
+        [event] = _record(worker, EventType.USER_CREATED, 1)
         worker.drain()
     finally:
         worker.stop()

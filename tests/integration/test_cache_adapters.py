@@ -1,4 +1,4 @@
-"""The cache's counters, on process memory and on a real Redis: counts within a window only."""
+"""The cache adapters' counters, on process memory and on a real Redis: counts within a window."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from core.cache import MemoryCache, RedisCache
+from core.adapters.cache import MemoryCache, RedisCache
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -8,11 +8,11 @@ audit writer.
 from __future__ import annotations
 
 from core.config import Settings
-from core.events.handlers import Handler
+from core.effects import onboarding
 from core.identity import mails
 from core.mail.test_email import send_test_email
 from core.notifications.handlers import notify_therapists_of_new_client
-from core.onboarding import effects as onboarding
+from core.pipeline.handlers import Handler
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (

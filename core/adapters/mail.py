@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from core.mail.wire import Mail
+from core.adapters.mime import Mail
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,17 @@ class FileMailer:
         tmp.write_bytes(mail.data)
         tmp.replace(final)
         log.info("mail written to %s", final)
+
+
+class MemoryMailer:
+    """Keeps every message it is given (unit tests); a retry with the same Message-ID replaces
+    the earlier copy, as the file mailer's does."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, Mail] = {}
+
+    def send(self, mail: Mail) -> None:
+        self.sent[mail.message_id] = mail
 
 
 def build_mailer(smtp_url: str | None, instance_path: Path) -> Mailer:

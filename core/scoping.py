@@ -119,6 +119,27 @@ def crossing_tenants(session: Session) -> Iterator[None]:
         set_context(session, previous)
 
 
+@contextmanager
+def within_tenant(session: Session, tenant_id: uuid.UUID | None) -> Iterator[None]:
+    """Work inside one tenant for a moment, then return to the context the session had: a new
+    practice's first rows, an invitation accepted by someone not logged in yet. Changes made
+    inside are flushed inside, so both walls check them against this tenant."""
+    previous = context_of(session)
+    set_context(session, TenantContext.of(tenant_id) if tenant_id else TenantContext.system())
+    try:
+        yield
+        session.flush()
+    finally:
+        set_context(session, previous)
+
+
+def context_for(role: str, tenant_id: uuid.UUID | None) -> TenantContext:
+    """The one answer to "which practices may this account see": its own; admins, all."""
+    if role == "admin":
+        return TenantContext.system()
+    return TenantContext.of(tenant_id)
+
+
 @event.listens_for(Session, "after_begin")
 def _on_begin(session: Session, _transaction: Any, connection: sa.Connection) -> None:
     if connection.dialect.name == "postgresql":

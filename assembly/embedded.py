@@ -1,27 +1,27 @@
-"""`python -m web`: the whole platform in one process (embedded mode, used by `make run`).
+"""`python -m assembly`: the whole platform in one process (`make run` without Redis).
 
 Web pages, the worker (threads draining the in-process broker) and the scheduler, all here, on
-SQLite unless DATABASE_URL says otherwise. With REDIS_URL/BROKER_URL set, use the Procfile
+SQLite unless DATABASE_URL says otherwise. With REDIS_URL/BROKER_URL set, run the Procfile
 processes instead (`make run` does that for you).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from werkzeug.serving import run_simple
 
+from assembly import web_process, worker_side_of
 from core.config import Settings
 from core.db import check_connection
 from core.entry import exit_on_startup_error
-
-log = logging.getLogger("web")
+from scheduler.embedded import start_embedded_scheduler
+from workers.embedded import start_embedded_worker
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m assembly", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
     args = parser.parse_args()
@@ -34,16 +34,12 @@ def main() -> None:
         if not settings.embedded:
             raise SystemExit("web: BROKER_URL/REDIS_URL is set; run the Procfile processes "
                              "(make run does) instead of the embedded server")
-        from web import create_app
+        app = web_process(settings)
+        side = worker_side_of(app)
+        check_connection(side.services.db.engine)
 
-        app = create_app(settings)
-        check_connection(app.extensions["services"].db.engine)
-
-    from scheduler.embedded import start_embedded_scheduler
-    from workers.embedded import start_embedded_worker
-
-    start_embedded_worker(settings.embedded_worker_threads)
-    start_embedded_scheduler()
+    start_embedded_worker(side, settings.embedded_worker_threads)
+    start_embedded_scheduler(side.enqueue)
     url = f"http://{args.host}:{args.port}"
     print(f"\n  Practice Platform is running at {url}\n  (embedded mode: SQLite at "
           f"{settings.database_url.removeprefix('sqlite:///')}, mail in "

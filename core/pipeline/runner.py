@@ -24,9 +24,9 @@ import sqlalchemy as sa
 
 from core import clock
 from core.db import id_in, insert_ignoring_conflicts, insert_new_keys
-from core.events.handlers import Handler, HandlerContext
 from core.events.models import Event, HandlerRun
 from core.logs import request_id_var
+from core.pipeline.handlers import Handler, HandlerContext
 from core.services import Services
 from core.uow import UnitOfWork
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from core import clock
-from core.events.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.events.types import EventType
 from core.identity import links
 from core.identity.models import Account, Identity, Role
@@ -13,6 +12,7 @@ from core.mail.for_events import send_for_event
 from core.notifications.service import notify
 from core.onboarding.models import OnboardingProgress
 from core.onboarding.stages import Stage
+from core.pipeline.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.tenancy.models import Tenant, TenantStatus
 
 PRACTICE_READY = "practice_ready"

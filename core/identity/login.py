@@ -1,0 +1,206 @@
+"""Logging in, switching role, logging out; counting failures and locking out guessers.
+
+A wrong e-mail, a wrong password and a locked login get one and the same answer, in the same
+time. Failures are counted (and a lockout kept) even though the request that caused them is
+refused: `UnitOfWork.commit_before_refusing`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.adapters.cache import Cache
+from core.config import Settings
+from core.errors import Forbidden, NotFound, Unauthenticated
+from core.events.types import EventType
+from core.identity import sessions
+from core.identity.directory import account_for, identity_by_email, landing_account
+from core.identity.models import Account, Identity, Role
+from core.identity.passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from core.mail.addresses import InvalidAddress, normalise_address
+from core.scoping import within_tenant
+from core.uow import UnitOfWork
+
+# A lockout that ended longer ago than this no longer makes the next one longer.
+LOCKOUT_MEMORY = timedelta(hours=24)
+
+
+class LoginFailed(Unauthenticated):
+    """Wrong e-mail, wrong password or locked: deliberately one message for all three."""
+
+    def __init__(self) -> None:
+        super().__init__("That e-mail and password do not match an account, or the account is "
+                         "locked for a while after too many attempts.")
+
+
+class NotVerified(Forbidden):
+    def __init__(self) -> None:
+        super().__init__("Please confirm your e-mail address first. We have sent you a new link.")
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    identity: Identity
+    account: Account
+    raw_session_id: str
+
+
+def login(uow: UnitOfWork, settings: Settings, *, email: str, password: str) -> LoginResult:
+    """Check the credentials and start a session; a refusal is recorded and kept."""
+    try:
+        identity, account = _authenticate(uow, settings, email, password)
+    except LoginFailed as failed:
+        uow.commit_before_refusing()  # the failure count, a lockout, the LOGIN_FAILED entry
+        raise failed from None
+    except NotVerified:
+        uow.commit_before_refusing()  # the request for a new confirmation link
+        raise
+    return _start_session(uow, identity, account, via="password")
+
+
+def log_in_verified(uow: UnitOfWork, identity: Identity) -> LoginResult:
+    """After a verification or invitation link: the link proved the address."""
+    account = landing_account(uow.session, identity)
+    if account is None:
+        raise NotFound("No account.")
+    return _start_session(uow, identity, account, via="link")
+
+
+def _start_session(uow: UnitOfWork, identity: Identity, account: Account, *,
+                   via: str) -> LoginResult:
+    identity.last_login_at = clock.now()
+    with within_tenant(uow.session, account.tenant_id):  # the account's own row is touched
+        raw = sessions.start(uow.session, identity, account, ip=uow.origin.ip,
+                             user_agent=uow.origin.user_agent)
+    payload = {"role": account.role} if via == "password" else {"role": account.role,
+                                                                 "via": via}
+    uow.record(EventType.USER_LOGIN, tenant_id=account.tenant_id, actor_account_id=account.id,
+               subject=f"identity:{identity.id}", payload=payload)
+    return LoginResult(identity=identity, account=account, raw_session_id=raw)
+
+
+def _authenticate(uow: UnitOfWork, settings: Settings, email: str,
+                  password: str) -> tuple[Identity, Account]:
+    session = uow.session
+    try:
+        address = normalise_address(email)
+    except InvalidAddress:
+        address = None
+    identity = identity_by_email(session, address) if address else None
+    if identity is None or _locked(identity):
+        verify_dummy(password or "")  # the same time as a real check
+        _record_failure(uow, email, identity)
+        raise LoginFailed()
+    if not verify_password(identity.password_hash, password or ""):
+        _count_failure(uow, settings, identity)
+        _record_failure(uow, email, identity)
+        raise LoginFailed()
+    if identity.email_verified_at is None:
+        uow.record(EventType.EMAIL_VERIFICATION_REQUESTED, subject=f"identity:{identity.id}")
+        raise NotVerified()
+    if identity.password_hash and needs_rehash(identity.password_hash):
+        identity.password_hash = hash_password(password)
+    clear_failures(identity)
+    account = landing_account(session, identity)
+    if account is None:
+        _record_failure(uow, email, identity)
+        raise LoginFailed()
+    return identity, account
+
+
+def _locked(identity: Identity) -> bool:
+    return identity.locked_until is not None and identity.locked_until > clock.now()
+
+
+def _record_failure(uow: UnitOfWork, email: str, identity: Identity | None) -> None:
+    # The domain is enough to spot a campaign against one organisation; the full address is
+    # not kept.
+    domain = (email or "").rsplit("@", 1)[-1][:100].lower()
+    uow.record(EventType.LOGIN_FAILED,
+               subject=f"identity:{identity.id}" if identity else None,
+               payload={"email_domain": domain})
+
+
+def _count_failure(uow: UnitOfWork, settings: Settings, identity: Identity) -> None:
+    now = clock.now()
+    window = timedelta(minutes=settings.login_failure_window_minutes)
+    if identity.first_failed_at is None or now - identity.first_failed_at > window:
+        identity.first_failed_at = now
+        identity.failed_logins = 0
+    identity.failed_logins += 1
+    if identity.failed_logins >= settings.login_max_failures:
+        if identity.locked_until is not None and now - identity.locked_until > LOCKOUT_MEMORY:
+            identity.lockouts = 0
+        minutes = min(settings.lockout_minutes * 2 ** identity.lockouts, 24 * 60)
+        identity.locked_until = now + timedelta(minutes=minutes)
+        identity.lockouts += 1
+        identity.failed_logins = 0
+        identity.first_failed_at = None
+        uow.record(EventType.ACCOUNT_LOCKED, subject=f"identity:{identity.id}",
+                   payload={"minutes": minutes, "lockouts": identity.lockouts})
+
+
+def clear_failures(identity: Identity) -> None:
+    """The owner proved themselves (or an admin vouched): lockouts start again from the first
+    length, so no one who merely knows the address can push them towards day-long locks."""
+    identity.failed_logins = 0
+    identity.first_failed_at = None
+    identity.locked_until = None
+    identity.lockouts = 0
+
+
+def unlock(uow: UnitOfWork, admin: Account, identity_id: uuid.UUID) -> Identity:
+    if admin.role != Role.ADMIN:
+        raise Forbidden("Only platform admins can unlock accounts.")
+    identity = uow.session.get(Identity, identity_id)
+    if identity is None:
+        raise NotFound("No such identity.")
+    clear_failures(identity)
+    uow.record(EventType.ACCOUNT_UNLOCKED, actor_account_id=admin.id,
+               subject=f"identity:{identity.id}")
+    return identity
+
+
+def switch_role(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
+                role: str) -> LoginResult:
+    """Move to another of the identity's accounts, with a fresh session id (no fixation)."""
+    session = uow.session
+    identity = session.get(Identity, view.identity_uuid)
+    target = account_for(session, view.identity_uuid, role) if role in set(Role) else None
+    if identity is None or target is None:
+        raise NotFound("You have no account with that role.")
+    sessions.end(session, cache, view.id_hash, "rotated")
+    with within_tenant(session, target.tenant_id):
+        raw = sessions.start(session, identity, target, ip=uow.origin.ip,
+                             user_agent=uow.origin.user_agent)
+    uow.record(EventType.ROLE_SWITCHED, tenant_id=target.tenant_id, actor_account_id=target.id,
+               subject=f"identity:{identity.id}",
+               payload={"from": view.role, "to": target.role})
+    return LoginResult(identity=identity, account=target, raw_session_id=raw)
+
+
+def logout(uow: UnitOfWork, cache: Cache, view: sessions.SessionView) -> None:
+    sessions.end(uow.session, cache, view.id_hash, "logout")
+    uow.record(EventType.LOGOUT, tenant_id=view.tenant_uuid, actor_account_id=view.account_uuid,
+               subject=f"identity:{view.identity_id}")
+
+
+def session_for_new_account(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
+                            role: str) -> LoginResult:
+    """After adding an account to a logged-in identity, move into it: the cached views of its
+    sessions list the accounts, so they are dropped first."""
+    uow.session.flush()
+    sessions.forget_cached(uow.session, cache, view.identity_uuid)
+    return switch_role(uow, cache, view, role)
+
+
+def identity_of(session: Session, identity_id: uuid.UUID) -> Identity:
+    identity = session.get(Identity, identity_id)
+    if identity is None:
+        raise NotFound("No such identity.")
+    return identity

@@ -1,0 +1,14 @@
+"""The web process as its composition root builds it, on the test database."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from assembly import web_process
+from core.config import Settings
+from core.db import Database
+from core.services import Services
+
+
+def make_app(settings: Settings, db: Database) -> Flask:
+    return web_process(settings, services=Services.build(settings, db=db))
