@@ -47,6 +47,9 @@ def create_tenant(uow: UnitOfWork, name: str) -> Tenant:
                     status=TenantStatus.PROVISIONING, plan="standard", settings={},
                     created_at=clock.now())
     uow.session.add(tenant)
+    # Written now: rows that belong to it follow in the same flush, and without a relationship
+    # between the models SQLAlchemy would not know to insert the practice first.
+    uow.session.flush()
     uow.record(EventType.TENANT_CREATED, tenant_id=tenant.id, subject=f"tenant:{tenant.id}",
                payload={"slug": tenant.slug})
     return tenant

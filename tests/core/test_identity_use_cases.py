@@ -238,3 +238,25 @@ def test_asking_for_a_confirmation_link_again_and_again_is_refused(db, cache, se
         uow.commit()
     with UnitOfWork(db) as uow, pytest.raises(RateLimited):
         credentials.resend_verification(uow, cache, view)
+
+
+def test_a_client_can_start_a_practice_of_their_own(db, cache, settings):
+    """Found by make proof: a logged-in person's new practice was inserted after its account."""
+    harbour = _therapist(db)
+    with system_session(db) as session:
+        slug = session.get(Tenant, harbour.tenant_id).slug
+    with UnitOfWork(db) as uow:
+        signup.signup_client(uow, tenant_slug=slug, display_name="Bo", email="bo@example.com",
+                             password=PASSWORD)
+        uow.commit()
+    with system_session(db) as session:
+        identity = identity_by_email(session, "bo@example.com")
+        identity.email_verified_at = clock.now()
+        session.commit()
+    bo = _view(db, cache, settings, "bo@example.com")
+    with UnitOfWork(db) as uow:
+        account = signup.add_therapist_account(uow, bo.identity_uuid, practice_name="Bo's",
+                                               display_name="Bo")
+        uow.commit()
+    with system_session(db) as session:
+        assert session.get(Tenant, account.tenant_id).slug == "bo-s"

@@ -425,3 +425,17 @@ def test_create_admin_can_email_a_set_password_link(platform):
     again = platform.app.test_cli_runner().invoke(
         args=["users", "create-admin", "root@platform.example", "--send-link"])
     assert again.exit_code != 0 and "already an admin" in again.output
+
+
+def test_a_client_starts_a_practice_of_their_own_from_the_sign_up_page(platform):
+    """Found by make proof's form fuzz: this was a 500 (the practice was inserted after its
+    therapist account)."""
+    from tests.support.factories import practice
+
+    harbour = practice(platform.db, "Harbour Counselling", slug_hint="harbour")
+    client = platform.client()
+    login(client, harbour.client_email)
+    response = post_form(client, "/signup", {"practice_name": "0", "display_name": "0"},
+                         page="/signup")
+    assert response.status_code == 302
+    assert client.get("/dashboard").headers["Location"] == "/onboarding/started"
