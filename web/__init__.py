@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         inputs,
         notifications,
         onboarding,
+        openapi,
         pages,
         security,
     )
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     errors.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(openapi.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)
     return app
