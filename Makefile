@@ -8,7 +8,7 @@ PORT ?= 5000
 # Links in e-mails point where `make run` serves, unless PUBLIC_URL says otherwise.
 PUBLIC_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test test-fast bench lint typecheck migrate lock clean
+.PHONY: run test test-fast bench proof lint typecheck migrate lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-fast: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The platform as production runs it, faulted, loaded, fuzzed and probed; one table (proof/).
+proof: $(VENV)/.dev
+	$(BIN)/python -m proof $(PROOF_ARGS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -94,6 +94,7 @@ class Visitor(Browser):
     def __init__(self, base_url: str, audit: HeaderAudit | None = None, *,
                  timeout: float = 30.0) -> None:
         super().__init__(base_url, headers=BEHIND_TLS_PROXY, timeout=timeout)
+        self.base_url = base_url
         self.audit = audit
 
     def request(self, method: str, path: str, *, body: str | None = None,

@@ -112,13 +112,13 @@ def _script(ctx: Context, people: People, page: Page, connections: int) -> tuple
     """The Lua file for this page's wrk run, and its wrk threads (one per person, for pages
     where each thread plays one)."""
     if page.kind == "autosave":
-        values = _autosave_threads(ctx, people, connections)
-        return wrk_script(ctx, f"proof-{page.name}", "autosave.lua", values, status=200), \
+        saves = _autosave_threads(ctx, people, connections)
+        return wrk_script(ctx, f"proof-{page.name}", "autosave.lua", saves, status=200), \
             connections
     threads = min(2, connections)
+    values: list[ThreadValues]
     if page.kind == "public":
-        values: list[ThreadValues] = [{"method": "GET", "path": page.path, "headers": {}}
-                                      for _ in range(threads)]
+        values = [{"method": "GET", "path": page.path, "headers": {}} for _ in range(threads)]
         return wrk_script(ctx, f"proof-{page.name}", "same_request.lua", values,
                           status=200), threads
     if page.kind == "login":
