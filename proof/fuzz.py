@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 from bench.servers import BIN, ROOT
 from proof.accounts import PASSWORD, People
-from proof.client import BEHIND_TLS_PROXY, HeaderAudit, Visitor
+from proof.client import BEHIND_TLS_PROXY, SESSION_COOKIE, HeaderAudit, Visitor
 from proof.platform import Platform
 from proof.report import Row
 from proof.routes import load
@@ -82,10 +82,11 @@ def _schemathesis(platform: Platform, label: str, email: str, examples: int) -> 
     slug = label.split()[0]
     report = platform.workdir / f"schemathesis-{slug}.json"
     output = platform.workdir / f"schemathesis-{slug}.log"
-    command = [str(BIN / "schemathesis"), "run", f"{platform.url}/api/openapi.json",
+    config = _auth_config(platform.workdir / f"schemathesis-{slug}.toml", visitor, token)
+    command = [str(BIN / "schemathesis"), "--config-file", str(config), "run",
+               f"{platform.url}/api/openapi.json",
                "--checks", "all", "--max-examples", str(examples), "--seed", "1",
                "--workers", "1", "--request-timeout", "20", "--exclude-path", STREAM,
-               "-H", f"Cookie: {visitor.cookie_header}", "-H", f"X-CSRFToken: {token}",
                *[arg for name, value in BEHIND_TLS_PROXY.items()
                  for arg in ("-H", f"{name}: {value}")],
                "--report", "json", "--report-json-path", str(report), "--no-color"]
@@ -95,6 +96,16 @@ def _schemathesis(platform: Platform, label: str, email: str, examples: int) -> 
                               timeout=SCHEMATHESIS_TIMEOUT_S, check=False)
     loaded = json.loads(report.read_text()) if report.exists() else {}
     return ApiRun(label, loaded, output, done.returncode)
+
+
+def _auth_config(path: Path, visitor: Visitor, token: str) -> Path:
+    """The session cookie and CSRF token as the document's security schemes: schemathesis then
+    knows what authenticates, and leaves it out where it checks that auth is not ignored."""
+    session = dict(part.split("=", 1) for part in visitor.cookie_header.split("; "))
+    cookie = session.get(SESSION_COOKIE, "")
+    path.write_text(f'[auth.openapi.session]\napi_key = "{cookie}"\n'
+                    f'[auth.openapi.csrf]\napi_key = "{token}"\n')
+    return path
 
 
 @dataclass

@@ -57,8 +57,8 @@ SCHEMAS: dict[str, Schema] = {
                         completed={"type": "boolean"}),
     "ProgressDraft": _object(
         ["stage", "data", "version"],
-        stage={"type": "string", "description": "a stage, as in Progress or as its slug "
-               "(personal-info)"},
+        stage={"type": "string", "enum": [*(str(s) for s in Stage), *(s.slug for s in Stage)],
+               "description": "a stage, as in Progress or as its slug (personal-info)"},
         data={"type": "object", "description": "answers of that stage"},
         version={"type": "integer", "description": "the version these answers were based "
                  "on; another one is a 409"}),
