@@ -10,7 +10,7 @@ PUBLIC_URL ?= http://$(HOST):$(PORT)
 # The app's local state (SQLite, secret key, e-mails as files) and, under `make run`, the pid file.
 INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test test-fast bench lint typecheck migrate lock clean
+.PHONY: run test test-fast bench proof lint typecheck migrate lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test-fast: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The platform as production runs it, faulted, loaded, fuzzed and probed; one table (proof/).
+proof: $(VENV)/.dev
+	$(BIN)/python -m proof $(PROOF_ARGS)
 
 # Style, types (mypy strict on core, web, workers, scheduler, assembly) and the architecture's
 # import contracts (pyproject.toml [tool.importlinter]).

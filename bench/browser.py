@@ -7,7 +7,7 @@ import http.client
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
 
@@ -22,6 +22,7 @@ class Reply:
     status: int
     location: str
     text: str
+    headers: http.client.HTTPMessage | None = field(default=None, repr=False, compare=False)
 
     def json(self) -> dict[str, object]:
         try:
@@ -36,11 +37,14 @@ class Reply:
 class Browser:
     """Keeps the cookies the app sets (the session cookie) and sends them back."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, headers: Mapping[str, str] | None = None,
+                 timeout: float = TIMEOUT) -> None:
         parts = urlsplit(base_url)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port
         self._cookies: dict[str, str] = {}
+        self._headers = dict(headers or {})  # sent with every request (e.g. a proxy's)
+        self._timeout = timeout
 
     @property
     def cookie_header(self) -> str:
@@ -48,17 +52,18 @@ class Browser:
 
     def request(self, method: str, path: str, *, body: str | None = None,
                 headers: Mapping[str, str] | None = None) -> Reply:
-        sent = dict(headers or {})
+        sent = {**self._headers, **(headers or {})}
         if self._cookies:
             sent["Cookie"] = self.cookie_header
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         try:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             text = response.read().decode("utf-8", errors="replace")
             for header in response.headers.get_all("Set-Cookie") or []:
                 self._keep(header)
-            return Reply(response.status, response.getheader("Location") or "", text)
+            return Reply(response.status, response.getheader("Location") or "", text,
+                         response.headers)
         finally:
             connection.close()
 

@@ -69,7 +69,7 @@ WARMING_GETS = 2
 PLUMBING = ("SELECT set_config", "SELECT 1")
 
 
-def _script(ctx: Context, name: str, script: str, threads: Sequence[ThreadValues], *,
+def wrk_script(ctx: Context, name: str, script: str, threads: Sequence[ThreadValues], *,
             status: int, location: str | None = None) -> Path:
     """The Lua file for one wrk run: these threads' values, what every answer must be, then
     sessions.lua and the entry's own script."""
@@ -83,8 +83,9 @@ def _script(ctx: Context, name: str, script: str, threads: Sequence[ThreadValues
     return path
 
 
-def _wrk(ctx: Context, path: str, script: Path, seconds: int, *, threads: int | None = None,
-         connections: int | None = None, timeout: int | None = None) -> WrkResult:
+def checked_wrk(ctx: Context, path: str, script: Path, seconds: int, *,
+                threads: int | None = None, connections: int | None = None,
+                timeout: int | None = None) -> WrkResult:
     result = run_wrk(ctx.urls["app"] + path, ctx, seconds=seconds, headers={}, script=script,
                      threads=threads, connections=connections, timeout=timeout)
     if result.unexpected is None:
@@ -150,10 +151,10 @@ class Login:
             values.append({"method": "POST", "path": "/login", "body": urlencode(form),
                            "headers": {"Cookie": browser.cookie_header,
                                        "Content-Type": "application/x-www-form-urlencoded"}})
-        script = _script(ctx, self.name, "same_request.lua", values, status=302,
+        script = wrk_script(ctx, self.name, "same_request.lua", values, status=302,
                          location="/dashboard")
-        result = _wrk(ctx, "/login", script, seconds, threads=threads, connections=connections,
-                      timeout=LOGIN_TIMEOUT)
+        result = checked_wrk(ctx, "/login", script, seconds, threads=threads,
+                             connections=connections, timeout=LOGIN_TIMEOUT)
         # wrk leaves up to one log-in per connection in flight: let the server finish them
         # before anything else is measured.
         if not interference.wait_until_idle():
@@ -200,8 +201,8 @@ class Dashboard:
         values: list[ThreadValues] = [
             {"method": "GET", "path": "/therapist", "headers": {"Cookie": cookie}}
             for cookie in self._sessions(ctx)]
-        script = _script(ctx, self.name, "same_request.lua", values, status=200)
-        return _wrk(ctx, "/therapist", script, seconds)
+        script = wrk_script(ctx, self.name, "same_request.lua", values, status=200)
+        return checked_wrk(ctx, "/therapist", script, seconds)
 
 
 @functools.cache
@@ -328,9 +329,9 @@ class Autosave:
             {"path": AUTOSAVE_PATH, "phone": PHONE, "version": version,
              "headers": _autosave_headers(browser, token)}
             for browser, token, version in _autosave_state(env_key(ctx), ctx.urls["app"])]
-        script = _script(ctx, self.name, "autosave.lua", values, status=200)
-        return _wrk(ctx, AUTOSAVE_PATH, script, seconds, threads=AUTOSAVE_SESSIONS,
-                    connections=AUTOSAVE_SESSIONS)
+        script = wrk_script(ctx, self.name, "autosave.lua", values, status=200)
+        return checked_wrk(ctx, AUTOSAVE_PATH, script, seconds, threads=AUTOSAVE_SESSIONS,
+                           connections=AUTOSAVE_SESSIONS)
 
 
 def _autosave_headers(browser: Browser, token: str) -> dict[str, str]:

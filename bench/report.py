@@ -165,7 +165,8 @@ def _errors(run: Run) -> str:
 
 
 # -- JSON ---------------------------------------------------------------------------------------
-def collect_meta(options: RunOptions, gunicorn: GunicornOptions, wrk_version: str) -> Run:
+def machine_meta() -> Run:
+    """When, on which commit and on what kind of machine a run was made."""
     status = _git("status", "--porcelain")
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -175,6 +176,12 @@ def collect_meta(options: RunOptions, gunicorn: GunicornOptions, wrk_version: st
         "machine": f"{platform.system()} {platform.machine()}, {_cpu_model()}",
         "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
         "python": platform.python_version(),
+    }
+
+
+def collect_meta(options: RunOptions, gunicorn: GunicornOptions, wrk_version: str) -> Run:
+    return {
+        **machine_meta(),
         "versions": {"flask": metadata.version("flask"), "gunicorn": metadata.version("gunicorn"),
                      "wrk": wrk_version},
         "wrk": {"threads": options.wrk_threads, "connections": options.connections,

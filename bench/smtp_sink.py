@@ -2,17 +2,21 @@
 
 It runs in a process of its own, as a mail server would: inside the bench process it would
 compete for one interpreter lock with the threads that commit events, and its replies would come
-late for reasons that have nothing to do with the platform.
+late for reasons that have nothing to do with the platform. Given a journal file, it also writes
+each message there (one JSON line: envelope recipients and the message as received), for a
+reader that needs to know which e-mail arrived how often (`make proof`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from bench.servers import free_port
 
@@ -62,9 +66,9 @@ class _Session(asyncio.Protocol):
                 end = self.buffer.find(b"\r\n.\r\n")
                 if end < 0:
                     return
-                self.buffer = self.buffer[end + 5:]
+                data, self.buffer = self.buffer[:end + 2], self.buffer[end + 5:]
                 self.in_data = False
-                self.sink.received(self.recipients)
+                self.sink.received(self.recipients, data)
                 self.recipients = []
                 self.transport.write(b"250 OK\r\n")
                 continue
@@ -95,39 +99,51 @@ class _Session(asyncio.Protocol):
 
 
 class _Counts:
-    def __init__(self, messages: Synchronized[int], distinct: Synchronized[int]) -> None:
+    def __init__(self, messages: Synchronized[int], distinct: Synchronized[int],
+                 journal: IO[str] | None = None) -> None:
         self.messages = messages
         self.distinct = distinct
         self.recipients: set[bytes] = set()
+        self.journal = journal
 
-    def received(self, recipients: list[bytes]) -> None:
+    def received(self, recipients: list[bytes], data: bytes) -> None:
+        if self.journal is not None:
+            # Written before the counts move, so a reader that saw the count sees the line.
+            unstuffed = data.replace(b"\r\n..", b"\r\n.")  # headers never start with a dot
+            self.journal.write(json.dumps({
+                "to": [r.decode(errors="replace").strip("<>") for r in recipients],
+                "data": unstuffed.decode(errors="replace")}) + "\n")
+            self.journal.flush()
         self.recipients.update(recipients)
         self.distinct.value = len(self.recipients)
         self.messages.value += 1
 
 
 def _serve(port: int, messages: Synchronized[int], distinct: Synchronized[int],
-           ready: Any, stop: Any) -> None:
+           ready: Any, stop: Any, journal_path: Path | None = None) -> None:
     async def main() -> None:
-        counts = _Counts(messages, distinct)
+        journal = journal_path.open("a", encoding="utf-8") if journal_path else None
+        counts = _Counts(messages, distinct, journal)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(lambda: _Session(counts), "127.0.0.1", port)
         ready.set()
         await loop.run_in_executor(None, stop.wait)
         server.close()
+        if journal is not None:
+            journal.close()
 
     asyncio.run(main())
 
 
 @contextmanager
-def smtp_sink() -> Iterator[SmtpSink]:
+def smtp_sink(journal: Path | None = None) -> Iterator[SmtpSink]:
     spawn = multiprocessing.get_context("spawn")
     # Written by the sink process only, so no lock is needed around them.
     messages = spawn.Value("q", 0, lock=False)
     distinct = spawn.Value("q", 0, lock=False)
     ready, stop = spawn.Event(), spawn.Event()
     port = free_port()
-    process = spawn.Process(target=_serve, args=(port, messages, distinct, ready, stop),
+    process = spawn.Process(target=_serve, args=(port, messages, distinct, ready, stop, journal),
                             name="smtp-sink", daemon=True)
     process.start()
     if not ready.wait(STARTUP_TIMEOUT):

@@ -26,6 +26,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         inputs,
         notifications,
         onboarding,
+        openapi,
         pages,
         security,
     )
@@ -41,7 +42,8 @@ def create_app(settings: Settings, *, services: Services, background: Background
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    for module in (pages, health, auth, dashboards, account, notifications, onboarding):
+    for module in (pages, health, auth, dashboards, account, notifications, onboarding,
+                   openapi):
         app.register_blueprint(module.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)

@@ -91,5 +91,10 @@ class TcpProxy:
         finally:
             self.flowing.wait()  # even the close waits: a silent proxy forwards no FIN either
             for end in (source, sink):
+                # shutdown() first: close() alone sends no FIN while the other direction's
+                # thread is still blocked in recv() on the socket, and the peer (PostgreSQL
+                # with an open transaction of a killed client) would wait for ever.
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     end.close()

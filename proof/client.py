@@ -1,0 +1,124 @@
+"""A person's browser as the proof drives it: bench's cookie-keeping browser, arriving through a
+TLS-terminating proxy (X-Forwarded-Proto: https), with every answer shown to the header audit."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.client import HTTPMessage
+from urllib.parse import urlencode
+
+from bench.browser import Browser, Reply
+from bench.measure import MeasurementError
+
+BEHIND_TLS_PROXY = {"X-Forwarded-Proto": "https"}
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+_CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+YEAR_S = 365 * 24 * 3600
+
+
+def _csp_ok(value: str) -> bool:
+    return all(rule in value for rule in ("default-src 'self'", "frame-ancestors 'none'",
+                                          "object-src 'none'", "base-uri 'none'"))
+
+
+def _hsts_ok(value: str) -> bool:
+    match = re.search(r"max-age=(\d+)", value)
+    return match is not None and int(match.group(1)) >= YEAR_S
+
+
+# What every answer must carry, whatever its route and status (web.security: Talisman).
+REQUIRED_HEADERS: dict[str, Callable[[str], bool]] = {
+    "Content-Security-Policy": _csp_ok,
+    "Strict-Transport-Security": _hsts_ok,
+    "X-Content-Type-Options": lambda value: value == "nosniff",
+    "X-Frame-Options": lambda value: value in ("DENY", "SAMEORIGIN"),
+    "Referrer-Policy": lambda value: value in ("no-referrer", "same-origin", "strict-origin",
+                                               "strict-origin-when-cross-origin"),
+}
+SESSION_COOKIE = "__Host-session"
+
+
+@dataclass
+class HeaderAudit:
+    """Checks the security headers of every answer the proof's browsers get."""
+
+    responses: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    paths: set[str] = field(default_factory=set)
+    # (header, status, method, path) -> what was found; the first few of each kind
+    problems: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
+    missing: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def observe(self, method: str, path: str, status: int, headers: HTTPMessage) -> None:
+        found = []
+        for name, acceptable in REQUIRED_HEADERS.items():
+            value = headers.get(name)
+            if value is None or not acceptable(value):
+                found.append((name, value or "(absent)"))
+        found.extend(_cookie_problems(headers))
+        with self._lock:
+            self.responses += 1
+            self.statuses[status] += 1
+            self.paths.add(path.split("?")[0])
+            for name, value in found:
+                self.missing[name] += 1
+                key = (name, status, method, path.split("?")[0][:120])
+                if len(self.problems) < 200:
+                    self.problems.setdefault(key, value[:200])
+
+
+def _cookie_problems(headers: HTTPMessage) -> list[tuple[str, str]]:
+    problems = []
+    for cookie in headers.get_all("Set-Cookie") or []:
+        name = cookie.split("=", 1)[0].strip()
+        flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+        if name == SESSION_COOKIE and not {"secure", "httponly", "samesite"} <= flags:
+            problems.append(("Set-Cookie flags", cookie.split(";", 1)[-1].strip()))
+        elif name != SESSION_COOKIE:
+            problems.append(("Set-Cookie name", name))
+    return problems
+
+
+class Visitor(Browser):
+    """bench.browser.Browser through the TLS proxy; every answer goes to `audit`."""
+
+    def __init__(self, base_url: str, audit: HeaderAudit | None = None, *,
+                 timeout: float = 30.0) -> None:
+        super().__init__(base_url, headers=BEHIND_TLS_PROXY, timeout=timeout)
+        self.base_url = base_url
+        self.audit = audit
+
+    def request(self, method: str, path: str, *, body: str | None = None,
+                headers: Mapping[str, str] | None = None) -> Reply:
+        reply = super().request(method, path, body=body, headers=headers)
+        if self.audit is not None and reply.headers is not None:
+            self.audit.observe(method, path, reply.status, reply.headers)
+        return reply
+
+    def page_token(self, path: str = "/") -> str:
+        """The CSRF token of a page (its meta tag, else its form's hidden field)."""
+        reply = self.request("GET", path)
+        match = _CSRF_META.search(reply.text) or _CSRF_FIELD.search(reply.text)
+        if match is None:
+            raise MeasurementError(f"no CSRF token on GET {path} ({reply.status})")
+        return match.group(1)
+
+    def post_form(self, path: str, form: Mapping[str, str | list[str]], *,
+                  token: str | None = None) -> Reply:
+        fields = {"csrf_token": token if token is not None else self.page_token("/"), **form}
+        return self.request("POST", path, body=urlencode(fields, doseq=True),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def send_json(self, method: str, path: str, value: object, token: str) -> Reply:
+        return self.request(method, path, body=json.dumps(value), headers={
+            "Content-Type": "application/json", "Accept": "application/json",
+            "X-CSRFToken": token})
