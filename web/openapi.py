@@ -18,8 +18,8 @@ blueprint = Blueprint("openapi", __name__)
 
 Schema = dict[str, Any]
 
-SESSION = {"session": []}
-CSRF = {"csrf": []}
+SESSION: dict[str, list[str]] = {"session": []}
+CSRF: dict[str, list[str]] = {"csrf": []}
 
 
 def _ref(name: str) -> Schema:
@@ -40,6 +40,8 @@ SCHEMAS: dict[str, Schema] = {
             "fields": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "what is wrong with each field (code invalid)"},
             "current": _ref("Progress"),
+            "stage": {"type": "string", "description": "the stage whose answers are not valid "
+                      "yet (onboarding completion)"},
         },
     }),
     "Health": _object(["status", "checks"], status={
@@ -62,6 +64,12 @@ SCHEMAS: dict[str, Schema] = {
         data={"type": "object", "description": "answers of that stage"},
         version={"type": "integer", "description": "the version these answers were based "
                  "on; another one is a 409"}),
+    "Completion": _object(["version", "answers"], version={
+        "type": "integer", "description": "the version the answers were based on; another one "
+        "is a 409"}, answers={
+        "type": "object", "description": "each stage's answers, keyed by its slug "
+        "(personal-info, professional-info, terms)",
+        "additionalProperties": {"type": "object"}}),
     "Saved": _object(["version", "stage", "saved_at"], version={"type": "integer"},
                      stage={"type": "string", "enum": [str(s) for s in Stage]},
                      saved_at={"type": "string", "format": "date-time"}),
@@ -173,6 +181,10 @@ OPERATIONS: tuple[Operation, ...] = (
               links={"SaveAgain": {"operationId": "saveOnboardingProgress", "requestBody": {
                   "stage": "$response.body#/stage", "version": "$response.body#/version",
                   "data": {}}}}),
+    Operation("post", "/api/onboarding/complete", "completeOnboarding",
+              "Every stage's answers at once, then completion by the same rules as the pages",
+              ok=_ref("Progress"), errors=(400, 401, 404, 409, 413, 422, 429, 503),
+              security=({**SESSION, **CSRF},), body=_ref("Completion")),
     Operation("get", "/api/notifications", "listNotifications",
               "The newest notifications of this account (at most 20)",
               ok=_ref("Notifications"), errors=(400, 401, 429, 503), security=(SESSION,),
