@@ -8,6 +8,8 @@ without the real ones.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -113,6 +115,19 @@ class Settings:
     # Loopback and private targets are refused (SSRF guard) unless this is set.
     webhook_allow_private: bool = False
     webhook_events: frozenset[str] = DEFAULT_WEBHOOK_EVENTS
+    # The file store for exports and archives: a folder under instance/ unless s3://bucket/prefix.
+    storage_url: str | None = None
+    # Signs the audit log's checkpoints (HMAC-SHA256); derived from SECRET_KEY when unset.
+    audit_signing_key: str = ""
+    # Months an audit entry is kept (HIPAA: six years); older months are archived, then dropped.
+    audit_retention_months: int = 72
+    # The external audit sink: https://… (signed JSON batches) or syslog+tls://host:port.
+    audit_sink_url: str | None = None
+    audit_sink_secret: str = ""
+    # A CA bundle for the sink's TLS certificate (a private CA); the system's when unset.
+    audit_sink_ca_file: str | None = None
+    # Filtered views larger than this export on a worker instead of streaming from the page.
+    audit_stream_export_limit: int = 10_000
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -127,6 +142,13 @@ class Settings:
     @property
     def uses_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def audit_key(self) -> bytes:
+        """The checkpoint signing key: AUDIT_SIGNING_KEY, else one derived from SECRET_KEY."""
+        if self.audit_signing_key:
+            return self.audit_signing_key.encode()
+        return hmac.new(self.secret_key.encode(), b"audit-checkpoints", hashlib.sha256).digest()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -172,6 +194,14 @@ class Settings:
         raw_events = env.get("WEBHOOK_EVENTS")
         webhook_events = (frozenset(e.strip().upper() for e in raw_events.split(",") if e.strip())
                           if raw_events else DEFAULT_WEBHOOK_EVENTS)
+
+        audit_sink_url = _url("AUDIT_SINK_URL", env.get("AUDIT_SINK_URL"),
+                              ("https", "http", "syslog+tls"))
+        audit_sink_secret = (env.get("AUDIT_SINK_SECRET") or "").strip()
+        if audit_sink_url and audit_sink_url.startswith("http") and len(audit_sink_secret) < 16:
+            raise ConfigError("AUDIT_SINK_URL is https://, so AUDIT_SINK_SECRET (16+ characters) "
+                              "is needed to sign its batches")
+        storage_url = _url("STORAGE_URL", env.get("STORAGE_URL"), ("s3", "file"))
 
         return cls(
             app_env=app_env,
@@ -235,6 +265,16 @@ class Settings:
             webhook_allow_private=_bool("WEBHOOK_ALLOW_PRIVATE",
                                         env.get("WEBHOOK_ALLOW_PRIVATE", "false")),
             webhook_events=webhook_events,
+            storage_url=storage_url,
+            audit_signing_key=(env.get("AUDIT_SIGNING_KEY") or "").strip(),
+            audit_retention_months=_int("AUDIT_RETENTION_MONTHS",
+                                        env.get("AUDIT_RETENTION_MONTHS", "72"), minimum=12),
+            audit_sink_url=audit_sink_url,
+            audit_sink_secret=audit_sink_secret,
+            audit_sink_ca_file=(env.get("AUDIT_SINK_CA_FILE") or "").strip() or None,
+            audit_stream_export_limit=_int("AUDIT_STREAM_EXPORT_LIMIT",
+                                           env.get("AUDIT_STREAM_EXPORT_LIMIT", "10000"),
+                                           minimum=1),
         )
 
 

@@ -1,6 +1,15 @@
 """Imports every model, so `Base.metadata` is complete for Alembic and the tests."""
 
-from core.audit.models import AuditEntry
+from core.audit.models import (
+    AuditArchive,
+    AuditChain,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditExport,
+    AuditRetentionPermit,
+    AuditSinkCursor,
+    AuditVerification,
+)
 from core.db import Base
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.identity.models import Account, AuthSession, Identity, Invitation, Token
@@ -9,6 +18,8 @@ from core.notifications.models import Notification
 from core.onboarding.models import OnboardingProgress
 from core.tenancy.models import Tenant
 
-__all__ = ["Account", "AuditEntry", "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
+__all__ = ["Account", "AuditArchive", "AuditChain", "AuditCheckpoint", "AuditEntry",
+           "AuditExport", "AuditRetentionPermit", "AuditSinkCursor", "AuditVerification",
+           "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
            "Identity", "Invitation", "MailLog", "Notification", "OnboardingProgress", "Tenant",
            "Token"]

@@ -6,9 +6,11 @@ by URL; the code that uses them never knows which it got.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from core.adapters.audit_sink import AuditSink, build_sink
 from core.adapters.cache import Cache, build_cache
+from core.adapters.files import FileStore, MemoryFileStore, build_file_store
 from core.adapters.mail import Mailer, build_mailer
 from core.adapters.notifications import NotificationBus, build_bus
 from core.adapters.webhooks import WebhookSender, WebhookSink
@@ -24,6 +26,10 @@ class Services:
     mailer: Mailer
     notifications: NotificationBus
     webhooks: WebhookSink
+    # The in-memory twin unless built from settings (tests that assemble services by hand).
+    files: FileStore = field(default_factory=MemoryFileStore)
+    # The external audit sink (AUDIT_SINK_URL), if one is configured.
+    audit_sink: AuditSink | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, db: Database | None = None,
@@ -40,4 +46,7 @@ class Services:
             notifications=build_bus(settings.redis_url),
             webhooks=WebhookSender(secret=settings.webhook_secret,
                                    allow_private=settings.webhook_allow_private),
+            files=build_file_store(settings.storage_url, settings.instance_path),
+            audit_sink=build_sink(settings.audit_sink_url, settings.audit_sink_secret,
+                                  settings.audit_sink_ca_file),
         )

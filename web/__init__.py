@@ -16,6 +16,7 @@ from web.ports import Background
 def create_app(settings: Settings, *, services: Services, background: Background) -> Flask:
     from web import (
         account,
+        audit_views,
         auth,
         authn,
         cli,
@@ -43,7 +44,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
     security.init_app(app, settings)
     errors.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding,
-                   openapi):
+                   openapi, audit_views):
         app.register_blueprint(module.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)

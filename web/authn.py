@@ -88,7 +88,9 @@ def login_required(view_fn: F) -> F:
     return cast(F, wrapper)
 
 
-def role_required(*roles: str) -> Callable[[F], F]:
+def role_required(*roles: str, hidden: bool = False) -> Callable[[F], F]:
+    """`hidden`: another role gets 404, as if the page did not exist (the audit log)."""
+
     def decorate(view_fn: F) -> F:
         @functools.wraps(view_fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -97,7 +99,7 @@ def role_required(*roles: str) -> Callable[[F], F]:
                 return _unauthenticated()
             if view.role not in roles:
                 record_security(EventType.ACCESS_DENIED, reason="role", role=view.role)
-                abort(403)
+                abort(404 if hidden else 403)
             return view_fn(*args, **kwargs)
 
         wrapper.required_roles = roles  # type: ignore[attr-defined]

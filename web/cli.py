@@ -37,7 +37,7 @@ def alembic_config() -> Config:
     return config
 
 
-def _require_database() -> None:
+def require_database() -> None:
     try:
         check_connection(services().db.engine)
     except DatabaseUnavailable as error:
@@ -49,7 +49,7 @@ def _require_database() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations (the Procfile's release step)."""
-    _require_database()
+    require_database()
     command.upgrade(alembic_config(), revision)
     click.echo(f"database at {revision}")
 
@@ -57,14 +57,14 @@ def db_upgrade(revision: str) -> None:
 @db_cli.command("check")
 def db_check() -> None:
     """Fail if the models and the migrations disagree."""
-    _require_database()
+    require_database()
     command.check(alembic_config())
     click.echo("models and migrations agree")
 
 
 @db_cli.command("current")
 def db_current() -> None:
-    _require_database()
+    require_database()
     command.current(alembic_config())
 
 
@@ -81,7 +81,7 @@ def _age(seconds: float) -> str:
 @jobs_cli.command("dead-letters")
 def jobs_dead_letters() -> None:
     """List messages that ran out of retries."""
-    _require_database()
+    require_database()
     with services().db.session() as session:
         letters = dead_letters.waiting(session)
     if not letters:
@@ -104,7 +104,7 @@ def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     """Replay dead letters by ID (or --all) with a fresh retry budget."""
     if not ids and not retry_all:
         raise click.UsageError("give dead-letter IDs or --all")
-    _require_database()
+    require_database()
     with services().db.session() as session:
         waiting = dead_letters.waiting(session, limit=10_000) if retry_all else dead_letters.find(
             session, ids)
@@ -123,7 +123,7 @@ def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
 @click.argument("address")
 def mail_send_test(address: str) -> None:
     """Send a test e-mail through the workers, to check outgoing mail end to end."""
-    _require_database()
+    require_database()
     with command_unit_of_work() as uow:
         try:
             event = request_test_email(uow, address)
@@ -138,7 +138,7 @@ def mail_send_test(address: str) -> None:
               help="E-mail a set-password link instead of asking for a password now.")
 def users_create_admin(email: str, send_link: bool) -> None:
     """Create a platform admin (a new identity, or an admin role on an existing one)."""
-    _require_database()
+    require_database()
     password = None
     if not send_link:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -154,5 +154,7 @@ def users_create_admin(email: str, send_link: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, jobs_cli, mail_cli, users_cli):
+    from web.audit_cli import audit_cli  # it uses require_database from here
+
+    for group in (db_cli, jobs_cli, mail_cli, users_cli, audit_cli):
         app.cli.add_command(group)

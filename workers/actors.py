@@ -16,13 +16,16 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import Broker
 
+from core.audit import checkpoints as audit_checkpoints
+from core.audit import integrity as audit_integrity
+from core.audit import sink as audit_sink
 from core.audit import writer as audit_writer
 from core.audit.security import with_final_count
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.outbox import EventPublisher
 from core.onboarding import reminders as onboarding_reminders
-from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
+from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, WEBHOOK_RETRY, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
 from workers.runtime import Runtime
 
@@ -40,12 +43,16 @@ class Actors:
     write_security_audit: ActorFn
     relay_outbox: ActorFn
     send_onboarding_reminders: ActorFn
+    sign_audit_checkpoint: ActorFn
+    verify_audit_log: ActorFn
+    deliver_audit_to_sink: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
         return {**self.handlers, **{actor.actor_name: actor for actor in (
             self.write_audit, self.write_security_audit, self.relay_outbox,
-            self.send_onboarding_reminders)}}
+            self.send_onboarding_reminders, self.sign_audit_checkpoint,
+            self.verify_audit_log, self.deliver_audit_to_sink)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -56,15 +63,21 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 "min_backoff": INTERNAL_RETRY.min_backoff_ms,
                 "max_backoff": INTERNAL_RETRY.max_backoff_ms}
 
+    def nudge_sink() -> None:
+        if runtime.services.audit_sink is not None:
+            actors.deliver_audit_to_sink.send()
+
     def write_audit() -> None:
         """Drain unaudited events into audit entries (batched; no arguments to go stale)."""
-        audit_writer.write_pending(runtime.current_uow())
+        if audit_writer.write_pending(runtime.current_uow()):
+            nudge_sink()
 
     def write_security_audit(entry: dict[str, Any]) -> None:
         """A security entry with no transaction of its own (denied access, rate limit …); one
         that counts repeats arrives at the end of its window and takes the final count."""
         audit_writer.write_direct(runtime.current_uow(),
                                   [with_final_count(entry, runtime.services.cache)])
+        nudge_sink()
 
     def relay_outbox() -> None:
         """Publish events the fast path missed. Scheduled every few seconds; a retry would be
@@ -84,7 +97,26 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 runtime.current_uow()) >= onboarding_reminders.BATCH:
             pass
 
-    return Actors(
+    def sign_audit_checkpoint() -> None:
+        """Scheduled hourly: sign the chains' heads (the sink receives the checkpoint)."""
+        if audit_checkpoints.sign_heads(runtime.current_uow(), runtime.settings.audit_key):
+            nudge_sink()
+
+    def deliver_audit_to_sink() -> None:
+        """Send the external sink every entry and checkpoint it has not had, in order per
+        chain. Nudged after each audit write; the sweep comes every minute. A failure retries
+        with backoff (as webhooks do), then waits in the dead letters."""
+        sink = runtime.services.audit_sink
+        if sink is not None:
+            audit_sink.deliver_pending(runtime.current_uow(), sink)
+
+    def verify_audit_log() -> None:
+        """Scheduled daily: verify every chain; a failure alerts the platform admins."""
+        uow = runtime.current_uow()
+        audit_integrity.verify_and_record(uow, runtime.settings.audit_key)
+        uow.commit()
+
+    actors = Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
         write_security_audit=_declare(broker, write_security_audit, "audit", **internal),
@@ -92,7 +124,15 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                               time_limit=2 * MINUTE_MS),
         send_onboarding_reminders=_declare(broker, send_onboarding_reminders, "maintenance",
                                            max_retries=0, time_limit=5 * MINUTE_MS),
+        sign_audit_checkpoint=_declare(broker, sign_audit_checkpoint, "audit", **internal),
+        verify_audit_log=_declare(broker, verify_audit_log, "maintenance", max_retries=3,
+                                  time_limit=120 * MINUTE_MS),
+        deliver_audit_to_sink=_declare(
+            broker, deliver_audit_to_sink, "audit-sink", max_retries=WEBHOOK_RETRY.max_retries,
+            min_backoff=WEBHOOK_RETRY.min_backoff_ms, max_backoff=WEBHOOK_RETRY.max_backoff_ms,
+            time_limit=5 * MINUTE_MS),
     )
+    return actors
 
 
 def _declare(broker: Broker, fn: Callable[..., None], queue: str, **options: Any) -> ActorFn:

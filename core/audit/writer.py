@@ -1,37 +1,51 @@
-"""The audit writer: turns committed events into audit entries, many rows per transaction.
+"""The audit writer: turns committed events into chained audit entries, many per transaction.
 
 Every message to the writer drains whatever is waiting, so under load the first message writes
-a large batch and the ones behind it find nothing left to do. Two writers at once queue on the
-row locks and the second finds the rows already audited; `event_id` is unique besides, so a
-redelivered message never writes an entry twice. Plain Core statements: no ORM objects to
-build, and nothing for the session to synchronise.
+a large batch and the ones behind it find nothing left to do. Two writers at once skip each
+other's events (`SKIP LOCKED`); where their batches share a chain, the second waits on that
+chain's head row, so every chain grows in order with no gap: a sequence number is taken under
+the head's lock and committed with it, or rolled back with it. Heads are locked in chain order,
+so two writers never wait on each other in a circle. An event is audited once: its
+`audited_at`, set in the same transaction, is what the next writer skips on.
+
+Security entries with no transaction of their own become outbox rows first (their id is the
+outbox's primary key, so a redelivered one adds nothing), then take the same road.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from core import clock
-from core.audit.models import AuditEntry
+from core.audit import chain, partitions
+from core.audit.models import AUDIT_ENTRIES, AuditChain
 from core.db import id_in, insert_ignoring_conflicts
 from core.events.models import EVENTS
 from core.uow import UnitOfWork
 
 AUDIT_BATCH = 500
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _events = EVENTS
+_heads: sa.Table = AuditChain.__table__  # type: ignore[assignment]
 _COLUMNS = (_events.c.id, _events.c.type, _events.c.tenant_id, _events.c.actor_account_id,
             _events.c.subject, _events.c.ip, _events.c.user_agent, _events.c.request_id,
             _events.c.payload, _events.c.occurred_at)
+_UPDATE_HEAD = (
+    sa.update(_heads).where(_heads.c.chain_id == sa.bindparam("head_chain"))
+    .values(seq=sa.bindparam("head_seq"), head_hash=sa.bindparam("head_hash_value"),
+            last_created_at=sa.bindparam("head_created"))
+)
 
 
 def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int = 20) -> int:
     """Write audit entries for unaudited events, `batch` per transaction; returns how many
-    events were audited (an entry that a racing writer inserted first counts once, here)."""
+    events were audited."""
     written = 0
     for _ in range(max_batches):
         rows = uow.session.execute(
@@ -49,18 +63,12 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
         if not rows:
             uow.rollback()
             break
-        now = clock.now()
-        _insert(uow, [
-            {"event_id": r.id, "type": r.type, "tenant_id": r.tenant_id,
-             "actor_account_id": r.actor_account_id, "subject": r.subject, "ip": r.ip,
-             "user_agent": r.user_agent, "request_id": r.request_id, "metadata": r.payload,
-             "occurred_at": r.occurred_at, "created_at": now}
-            for r in rows
-        ])
+        entries = [_entry_of(row) for row in rows]
+        append(uow.session, entries)
         dialect = uow.session.get_bind().dialect.name
         uow.session.execute(
             sa.update(_events).where(id_in(_events.c.id, [r.id for r in rows], dialect))
-            .values(audited_at=now)
+            .values(audited_at=clock.now())
         )
         uow.commit()
         written += len(rows)
@@ -70,31 +78,93 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
 
 
 def write_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> int:
-    """Write security entries that had no transaction of their own (sent straight to the queue)."""
+    """Security entries that had no transaction of their own (sent straight to the queue): into
+    the outbox, unless already there, then audited with whatever else is waiting."""
     now = clock.now()
-    _insert(uow, [_direct_row(entry, now) for entry in entries])
+    insert_ignoring_conflicts(uow.session, _events, [_outbox_row(entry, now)
+                                                     for entry in entries])
     uow.commit()
+    write_pending(uow)
     return len(entries)
 
 
-def _direct_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def append(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Chain `entries` (in this order) onto their chains and insert them. The caller commits."""
+    now = clock.now()
+    heads = _lock_heads(session, sorted({entry["chain_id"] for entry in entries}))
+    for entry in entries:
+        seq, head_hash, last_created = heads[entry["chain_id"]]
+        # Never earlier than the entry before it: a chain's months are a clean prefix to drop.
+        entry["created_at"] = max(now, last_created)
+        entry["seq"], entry["prev_hash"] = seq + 1, head_hash
+        salt = chain.new_salt()
+        entry["personal_salt"] = salt
+        entry["personal_digest"] = chain.personal_digest(salt, entry)
+        entry["hash"] = chain.entry_hash(entry)
+        heads[entry["chain_id"]] = (seq + 1, entry["hash"], entry["created_at"])
+    partitions.ensure_months(session, {entry["created_at"] for entry in entries})
+    insert_entries(session, entries)
+    session.execute(_UPDATE_HEAD, [
+        {"head_chain": key, "head_seq": seq, "head_hash_value": head, "head_created": created}
+        for key, (seq, head, created) in heads.items()])
+
+
+def _lock_heads(session: Session, chain_ids: list[uuid.UUID]
+                ) -> dict[uuid.UUID, tuple[int, bytes, datetime]]:
+    insert_ignoring_conflicts(session, _heads, [
+        {"chain_id": key, "seq": 0, "head_hash": chain.GENESIS, "last_created_at": EPOCH}
+        for key in chain_ids])
+    dialect = session.get_bind().dialect.name
+    rows = session.execute(
+        sa.select(_heads.c.chain_id, _heads.c.seq, _heads.c.head_hash, _heads.c.last_created_at)
+        .where(id_in(_heads.c.chain_id, chain_ids, dialect))
+        .order_by(_heads.c.chain_id)
+        .with_for_update()
+    ).all()
+    return {row.chain_id: (row.seq, bytes(row.head_hash), row.last_created_at) for row in rows}
+
+
+def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        partitions.insert_entries(session, entries)
+    else:
+        session.execute(sa.insert(AUDIT_ENTRIES), entries)
+
+
+def _entry_of(row: Any) -> dict[str, Any]:
+    return {
+        "chain_id": chain.chain_of(row.tenant_id),
+        "event_id": row.id,
+        "type": row.type,
+        "outcome": chain.outcome_of(row.type),
+        "tenant_id": row.tenant_id,
+        "actor_account_id": row.actor_account_id,
+        "subject": row.subject,
+        "ip": chain.normal_ip(row.ip),
+        "user_agent": row.user_agent,
+        "request_id": row.request_id,
+        "metadata": row.payload,
+        "occurred_at": row.occurred_at,
+    }
+
+
+def _outbox_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     def as_uuid(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value)) if value else None
 
     return {
-        "event_id": uuid.UUID(str(entry["id"])),
+        "id": uuid.UUID(str(entry["id"])),
         "type": str(entry["type"]),
         "tenant_id": as_uuid(entry.get("tenant_id")),
         "actor_account_id": as_uuid(entry.get("actor_account_id")),
         "subject": entry.get("subject"),
+        "payload": dict(entry.get("payload") or {}),
+        "request_id": entry.get("request_id"),
         "ip": entry.get("ip"),
         "user_agent": entry.get("user_agent"),
-        "request_id": entry.get("request_id"),
-        "metadata": dict(entry.get("payload") or {}),
         "occurred_at": datetime.fromisoformat(entry["occurred_at"]),
-        "created_at": now,
+        # Security entries have no handlers: nothing for the relay to publish.
+        "dispatched_at": now,
+        "audited_at": None,
+        "attempts": 0,
     }
-
-
-def _insert(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
-    insert_ignoring_conflicts(uow.session, AuditEntry.__table__, rows)  # type: ignore[arg-type]

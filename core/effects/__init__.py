@@ -7,6 +7,8 @@ audit writer.
 
 from __future__ import annotations
 
+from core.audit.exports import write_audit_export
+from core.audit.integrity import alert_admins_of_audit_failure
 from core.config import Settings
 from core.effects import onboarding
 from core.identity import mails
@@ -30,6 +32,8 @@ HANDLERS: tuple[Handler, ...] = (
     send_test_email,
     notify_therapists_of_new_client,
     deliver_webhook,
+    alert_admins_of_audit_failure,
+    write_audit_export,
 )
 
 _BY_NAME = {h.name: h for h in HANDLERS}

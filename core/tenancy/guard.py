@@ -23,7 +23,7 @@ class OutsideTenant(NotFound):
         self.subject = subject
 
 
-def owned(session: Session, model: type[M], object_id: uuid.UUID | str) -> M:
+def owned(session: Session, model: type[M], object_id: uuid.UUID | str | int) -> M:
     found = session.get(model, object_id)
     if found is not None:
         return found
