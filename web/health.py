@@ -7,9 +7,11 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify
 
+from core.audit.sink import lag as sink_lag
 from core.db import rls_bypass_reason
 from core.events.outbox import backlog
 from core.health import UNHEALTHY, HealthChecks, Warn
+from core.scoping import crossing_tenants
 from web.context import background, services, settings
 from web.security import plain_http_allowed
 
@@ -67,6 +69,23 @@ def _outbox() -> str:
     return detail
 
 
+SINK_LAG_WARN_SECONDS = 300
+
+
+def _audit_sink() -> str:
+    """How far the external audit sink is behind (AUDIT_SINK_URL)."""
+    if not settings().audit_sink_url:
+        return "off (no AUDIT_SINK_URL)"
+    with services().db.session() as session, crossing_tenants(session):
+        behind = sink_lag(session)
+    detail = f"{behind.entries} entries behind in {behind.chains} chain(s)"
+    if behind.oldest_age_seconds is not None:
+        detail += f", oldest {behind.oldest_age_seconds:.0f}s"
+        if behind.oldest_age_seconds > SINK_LAG_WARN_SECONDS:
+            raise Warn(detail)
+    return detail
+
+
 def _checks() -> dict[str, Callable[[], str]]:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
@@ -79,7 +98,7 @@ def _checks() -> dict[str, Callable[[], str]]:
 
     return {name: in_app(fn) for name, fn in (
         ("database", _database), ("cache", _cache), ("broker", _broker),
-        ("workers", _workers), ("outbox", _outbox),
+        ("workers", _workers), ("outbox", _outbox), ("audit_sink", _audit_sink),
     )}
 
 

@@ -17,7 +17,7 @@ import hmac
 import io
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -140,18 +140,23 @@ class Written:
     sha256: str = ""
 
 
+PROGRESS_EVERY = 1000
+
+
 def write(session: Session, filters: Filters, fmt: str, out: IO[bytes],
-          progress: Any = None) -> Written:
-    """Write the export into `out`; `progress(n)` is told of every n entries written."""
+          progress: Callable[[int], None] | None = None) -> Written:
+    """Write the export into `out`; `progress(n)` hears of every n entries written."""
     written = Written()
     digest = hashlib.sha256()
 
     def counted() -> Iterator[dict[str, Any]]:
         for entry in entries(session, filters):
             written.rows += 1
-            if progress is not None:
-                progress(1)
+            if progress is not None and written.rows % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
             yield as_record(entry)
+        if progress is not None:
+            progress(written.rows % PROGRESS_EVERY)
 
     for chunk in render(counted(), fmt):
         digest.update(chunk)
