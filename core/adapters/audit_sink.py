@@ -120,12 +120,21 @@ class SyslogTlsSink:
             with socket.create_connection((self.host, self.port), self.timeout) as raw, \
                     self.context.wrap_socket(raw, server_hostname=self.host) as tls:
                 tls.sendall(payload)
-                tls.unwrap()  # a clean TLS close: the peer read everything we wrote
+                _close_politely(tls)
         except (OSError, ssl.SSLError) as error:
             raise SinkFailed(f"{type(error).__name__}: {error}") from None
 
     def describe(self) -> str:
         return f"syslog+tls://{self.host}:{self.port}"
+
+
+def _close_politely(tls: ssl.SSLSocket) -> None:
+    """TLS close_notify, so the receiver knows the stream ended whole. Some receivers drop the
+    connection without answering theirs; everything was written by then, so that is fine."""
+    try:
+        tls.unwrap()
+    except (OSError, ssl.SSLError):
+        pass
 
 
 class MemorySink:

@@ -111,8 +111,9 @@ def _deliver_checkpoints(uow: UnitOfWork, sink: AuditSink) -> int:
     if not pending:
         uow.rollback()
         return 0
-    sink.send([{"kind": "checkpoint", **checkpoints.document(c), "id": f"checkpoint:{c.id}",
-                "signature": c.signature} for c in pending])
+    sink.send([{"kind": "checkpoint", "id": f"checkpoint:{c.id}",
+                "checkpoint": checkpoints.document(c), "signature": c.signature}
+               for c in pending])
     _advance(session, {CHECKPOINTS: pending[-1].id})
     uow.commit()
     return len(pending)
