@@ -29,7 +29,8 @@ def write_entries(db: Database, count: int, *, tenant_id: uuid.UUID | None = Non
             uow.record(event_type, tenant_id=tenant_id, subject="mail:test",
                        payload={"n": n}, **fields)  # type: ignore[arg-type]
         uow.commit()
-        writer.write_pending(uow)
+        while writer.write_pending(uow):
+            pass
 
 
 def chain_entries(db: Database, tenant_id: uuid.UUID | None) -> list[AuditEntry]:
