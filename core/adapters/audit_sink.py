@@ -14,6 +14,7 @@ order within its chain.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -131,10 +132,8 @@ class SyslogTlsSink:
 def _close_politely(tls: ssl.SSLSocket) -> None:
     """TLS close_notify, so the receiver knows the stream ended whole. Some receivers drop the
     connection without answering theirs; everything was written by then, so that is fine."""
-    try:
+    with contextlib.suppress(OSError, ssl.SSLError):
         tls.unwrap()
-    except (OSError, ssl.SSLError):
-        pass
 
 
 class MemorySink:
