@@ -37,6 +37,10 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("audit-verify", "verify_audit_log",
                  CronTrigger(hour=2, minute=30, timezone="UTC"),
                  "verify every audit chain; alert the admins on a break (daily)"),
+    ScheduledJob("audit-retention", "apply_audit_retention",
+                 CronTrigger(hour=3, minute=15, timezone="UTC"),
+                 "create the audit log's monthly partitions ahead; archive and drop months past "
+                 "retention (daily)"),
     ScheduledJob("onboarding-reminders", "send_onboarding_reminders",
                  CronTrigger(minute=5, timezone="UTC"),
                  "remind people whose onboarding stalled (hourly, in their daytime)"),

@@ -18,6 +18,7 @@ from dramatiq.broker import Broker
 
 from core.audit import checkpoints as audit_checkpoints
 from core.audit import integrity as audit_integrity
+from core.audit import retention as audit_retention
 from core.audit import sink as audit_sink
 from core.audit import writer as audit_writer
 from core.audit.security import with_final_count
@@ -46,13 +47,14 @@ class Actors:
     sign_audit_checkpoint: ActorFn
     verify_audit_log: ActorFn
     deliver_audit_to_sink: ActorFn
+    apply_audit_retention: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
         return {**self.handlers, **{actor.actor_name: actor for actor in (
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
-            self.verify_audit_log, self.deliver_audit_to_sink)}}
+            self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -116,6 +118,11 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         audit_integrity.verify_and_record(uow, runtime.settings.audit_key)
         uow.commit()
 
+    def apply_audit_retention() -> None:
+        """Scheduled daily: keep monthly partitions ahead; archive, then drop, the months past
+        AUDIT_RETENTION_MONTHS."""
+        audit_retention.apply(runtime.current_uow(), runtime.services)
+
     actors = Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
@@ -131,6 +138,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             broker, deliver_audit_to_sink, "audit-sink", max_retries=WEBHOOK_RETRY.max_retries,
             min_backoff=WEBHOOK_RETRY.min_backoff_ms, max_backoff=WEBHOOK_RETRY.max_backoff_ms,
             time_limit=5 * MINUTE_MS),
+        apply_audit_retention=_declare(broker, apply_audit_retention, "maintenance",
+                                       max_retries=3, time_limit=120 * MINUTE_MS),
     )
     return actors
 

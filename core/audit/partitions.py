@@ -47,11 +47,15 @@ def add_months(moment: datetime, months: int) -> datetime:
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
-def ensure_months(session: Session, moments: Iterable[datetime]) -> None:
+def _url(session: Session) -> str:
     bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
+    return str(bind.engine.url) if isinstance(bind, sa.Connection) else str(bind.url)
+
+
+def ensure_months(session: Session, moments: Iterable[datetime]) -> None:
+    if session.get_bind().dialect.name != "postgresql":
         return
-    url = str(bind.engine.url) if isinstance(bind, sa.Connection) else str(bind.url)
+    url = _url(session)
     for month in {month_start(moment) for moment in moments}:
         key = (url, month.strftime("%Y%m"))
         if key in _known:
@@ -65,10 +69,10 @@ def ensure_ahead(session: Session, now: datetime, months: int = MONTHS_AHEAD) ->
     ensure_months(session, [add_months(month_start(now), n) for n in range(months + 1)])
 
 
-def forget_known_months() -> None:
-    """After a test dropped the schema the process had seen."""
+def forget_month(session: Session, month: datetime) -> None:
+    """Its partition was dropped (retention): make it again should an entry ever need it."""
     with _known_lock:
-        _known.clear()
+        _known.discard((_url(session), month_start(month).strftime("%Y%m")))
 
 
 def insert_entries(session: Session, entries: list[dict[str, Any]]) -> None:

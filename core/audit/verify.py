@@ -148,11 +148,9 @@ def _walk(session: Session, chain_id: uuid.UUID, known: checkpoint_store.Checkpo
 def _against_checkpoint(name: str, needed: checkpoint_store.Seen | None, last_seq: int,
                         seen_hashes: dict[int, bytes], anchors: dict[int, bytes]
                         ) -> Problem | None:
-    if needed is None:
-        return None
+    if needed is None or anchors.get(needed.seq) == needed.hash:
+        return None  # (archived and dropped up to there: where the walk picked the chain up)
     if last_seq < needed.seq:
-        if anchors.get(needed.seq) == needed.hash:
-            return None  # archived and dropped up to there: nothing is missing
         return Problem(name, last_seq + 1, "missing",
                        f"the chain ends at seq {last_seq}, but the checkpoint signed "
                        f"{timestamp(needed.at)} saw it reach seq {needed.seq} (its tail was "
