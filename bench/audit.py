@@ -1,10 +1,15 @@
-"""Audit rows per second: the platform's batched writer against one row per transaction, both
-through `core.audit.writer` on the same database.
+"""Audit rows per second: the platform's batched writer (hash chain on) against one row per
+transaction, and against PostgreSQL's COPY of the same rows into the same table.
 
 Baseline (`audit-single-row`): `write_direct` for one security entry per unit of work, as the
-`write_security_audit` actor does. Entry (`audit-batched`): events are put in the outbox first
-(untimed, by units of work without a publisher, so nothing is sent), then `write_pending` is
-timed until it finds nothing left. Each measurement starts from empty tables.
+`write_security_audit` actor does. Entry (`audit-batched`, and `audit-chained` beside the COPY
+baseline): events are put in the outbox first (untimed, by units of work without a publisher,
+so nothing is sent), then `write_pending` is timed until it finds nothing left: reading the
+events, chaining them (sequence numbers under the heads' locks, SHA-256 per entry), inserting
+the entries and marking the events audited. Baseline (`audit-copy`): the same number of entries,
+chained beforehand (untimed), loaded by one COPY in one transaction as the superuser (PostgreSQL
+refuses COPY FROM into a table with row-level security to any other role); `copy_500_rows_per_s`
+is the same rows in COPYs of 500. Each measurement starts from empty tables.
 
 The platform's modules are imported only when these entries run (see `bench.pipeline`).
 """
@@ -14,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -24,7 +29,8 @@ from bench.measure import Context, MeasurementError, Sample
 if TYPE_CHECKING:
     from core.db import Database
 
-AUDIT_TABLES = ("audit_entries", "events")  # handler_runs follow events (ON DELETE CASCADE)
+# handler_runs follow events (ON DELETE CASCADE)
+AUDIT_TABLES = ("audit_entries", "audit_chains", "events")
 RECORD_CHUNK = 500  # events per unit of work while filling the outbox (untimed)
 
 
@@ -96,3 +102,73 @@ def _check_rows(db: Database, expected: int) -> None:
         written = connection.scalar(sa.text("SELECT count(*) FROM audit_entries"))
     if written != expected:
         raise MeasurementError(f"expected {expected} audit entries, found {written}")
+
+
+def copy_rate(ctx: Context) -> Sample:
+    import psycopg
+
+    rows = ctx.options.audit_rows
+    entries = _chained_entries(rows)
+    columns = _copy_columns()
+    statement = f"COPY audit_entries ({', '.join(columns)}) FROM STDIN"
+    timings = []
+    for chunk in (rows, 500):
+        backends.clear_tables(*AUDIT_TABLES)
+        with psycopg.connect(backends.BENCH.owner_url) as connection:
+            start = time.perf_counter()
+            for first in range(0, rows, chunk):
+                with connection.cursor() as cursor, cursor.copy(statement) as copy:
+                    for entry in entries[first:first + chunk]:
+                        copy.write_row(_copy_row(entry, columns))
+                connection.commit()
+            timings.append(time.perf_counter() - start)
+        _check_copied(rows)
+    backends.clear_tables(*AUDIT_TABLES)
+    return Sample(value=rows / timings[0], extra={"copy_500_rows_per_s": round(rows / timings[1])})
+
+
+def _check_copied(expected: int) -> None:
+    import psycopg
+
+    with psycopg.connect(backends.BENCH.owner_url) as connection:
+        found = connection.execute("SELECT count(*) FROM audit_entries").fetchone()
+    if found is None or found[0] != expected:
+        raise MeasurementError(f"expected {expected} copied entries, found {found}")
+
+
+def _copy_columns() -> tuple[str, ...]:
+    from core.audit.partitions import INSERT_COLUMNS
+
+    return INSERT_COLUMNS
+
+
+def _copy_row(entry: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+    from psycopg.types.json import Jsonb
+
+    return tuple(Jsonb(entry[c]) if c == "metadata" else entry[c] for c in columns)
+
+
+def _chained_entries(rows: int) -> list[dict[str, Any]]:
+    """Entries as the writer makes them from `_fill_outbox`'s events, chained the same way."""
+    import uuid
+
+    from core import clock
+    from core.audit import chain
+
+    head, prev = 0, chain.GENESIS
+    entries = []
+    for number in range(rows):
+        now = clock.now()
+        entry = {"chain_id": chain.PLATFORM_CHAIN, "event_id": uuid.uuid4(),
+                 "type": "TEST_EMAIL_REQUESTED", "outcome": "success", "tenant_id": None,
+                 "actor_account_id": None, "subject": "mail:test", "ip": None,
+                 "user_agent": None, "request_id": None,
+                 "metadata": {"to": f"bench{number}@example.com"}, "occurred_at": now,
+                 "created_at": now, "seq": head + 1, "prev_hash": prev}
+        salt = chain.new_salt()
+        entry["personal_salt"] = salt
+        entry["personal_digest"] = chain.personal_digest(salt, entry)
+        entry["hash"] = chain.entry_hash(entry)
+        head, prev = head + 1, entry["hash"]
+        entries.append(entry)
+    return entries

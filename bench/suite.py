@@ -9,7 +9,7 @@ listed first (see the pipeline and audit entries below).
 
 from __future__ import annotations
 
-from bench import audit, logged_in, pipeline
+from bench import audit, audit_viewer, logged_in, pipeline
 from bench.http import BASELINE, HttpEndpoint
 from bench.measure import Measurement, Throughput
 
@@ -29,4 +29,12 @@ ENTRIES: list[Measurement] = [
     Throughput("audit-single-row", "rows/s", baseline="audit-single-row",
                run=audit.single_row_rate),
     Throughput("audit-batched", "rows/s", baseline="audit-single-row", run=audit.batched_rate),
+    # The same writer (hash chain on) beside COPY of the same rows into the same table.
+    Throughput("audit-copy", "rows/s", baseline="audit-copy", run=audit.copy_rate),
+    Throughput("audit-chained", "rows/s", baseline="audit-copy", run=audit.batched_rate),
+    # The audit viewer: a filtered view's page 1 and page 1,000, p99 (lower is better).
+    Throughput("audit-viewer-50k", "ms p99", baseline="audit-viewer-50k",
+               run=audit_viewer.small_latency),
+    Throughput("audit-viewer", "ms p99", baseline="audit-viewer-50k",
+               run=audit_viewer.large_latency),
 ]
