@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import clock
+from core.audit import writer
 from core.audit.models import AuditEntry
 from core.config import normalise_database_url
 from core.db import Database
@@ -65,7 +66,14 @@ def _object_for(param: str, owner) -> str:
         "account_id": str(owner.client.id),
         "invitation_id": str(owner.invitation.id),
         "id_hash": owner.session_hash,
+        "entry_id": str(_an_audit_entry(owner)),
     }[param]
+
+
+def _an_audit_entry(owner) -> int:
+    with system_session(owner.db) as session:
+        return session.execute(sa.select(AuditEntry.id).where(
+            AuditEntry.tenant_id == owner.tenant.id).limit(1)).scalar_one()
 
 
 def _routes_with_object_ids(app):
@@ -79,12 +87,17 @@ def _routes_with_object_ids(app):
 def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app, two_practices,
                                                                    worker):
     harbour, elm = two_practices
+    harbour.db = elm.db = app.extensions["services"].db
+    with UnitOfWork(harbour.db, tenant=TenantContext.system()) as uow:
+        writer.write_pending(uow)  # the practices' audit entries, to look at
     assert login(client, elm.therapist_email).status_code == 302
     secrets = [harbour.client.display_name, harbour.invitation.email, harbour.client_email]
     checked = []
     for rule, params, roles in _routes_with_object_ids(app):
         if "admin" in roles:
             continue  # admins belong to no practice; role checks are tested elsewhere
+        if rule.endpoint == "audit.download":
+            continue  # a signed link, one person's own: tests/web/test_audit_viewer.py
         path = rule.build({p: _object_for(p, harbour) for p in params})[1]
         method = "POST" if "POST" in rule.methods else "GET"
         if method == "POST":
@@ -101,6 +114,7 @@ def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app,
                         else client.get(own))
         assert own_response.status_code in (200, 302), f"{own}: {own_response.status_code}"
     assert set(checked) >= {"/therapist/clients/<uuid:account_id>",
+                            "/therapist/audit/entries/<int:entry_id>",
                             "/therapist/invitations/<uuid:invitation_id>/revoke",
                             "/account/sessions/<id_hash>/revoke"}
     worker.drain()
@@ -108,7 +122,8 @@ def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app,
         denied = session.execute(sa.select(AuditEntry.subject).where(
             AuditEntry.type == "ACCESS_DENIED")).scalars().all()
     assert set(denied) == {f"accounts:{harbour.client.id}",
-                           f"invitations:{harbour.invitation.id}"}
+                           f"invitations:{harbour.invitation.id}",
+                           f"audit_entries:{_an_audit_entry(harbour)}"}
 
 
 APP_ROLE = "platform_app_test_grantee"
