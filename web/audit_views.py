@@ -29,6 +29,7 @@ from core.audit import exports, viewer
 from core.audit.chain import OUTCOMES
 from core.audit.exports import Scope
 from core.audit.status import names_for, status
+from core.identity import queries as identity_queries
 from core.identity.models import Role
 from core.scoping import set_context
 from web.authn import login_required, me, role_required
@@ -49,8 +50,8 @@ def _zone() -> ZoneInfo:
     return viewer.time_zone_of(uow().session, me().account_uuid)
 
 
-def _filters(source: Any) -> viewer.Filters:
-    return exports.confined(viewer.parse_filters(source.to_dict(flat=False), _zone()), _scope())
+def _filters(source: Any, zone: ZoneInfo) -> viewer.Filters:
+    return exports.confined(viewer.parse_filters(source.to_dict(flat=False), zone), _scope())
 
 
 @blueprint.app_template_filter("local")
@@ -61,26 +62,25 @@ def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
 
 
 def _log(area: str) -> str:
-    session = uow().session
-    filters = _filters(request.args)
+    session, zone = uow().session, _zone()
+    filters = _filters(request.args, zone)
     page = viewer.page(session, filters,
                        older_than=viewer.Cursor.parse(request.args.get("older")),
                        newer_than=viewer.Cursor.parse(request.args.get("newer")))
     practices, actors = names_for(session, page.entries)
     return render_template(
         "audit/log.html", area=area, page=page, filters=filters, args=filters.as_args(),
-        zone=_zone(), practices=practices, actors=actors, event_types=viewer.EVENT_TYPES,
-        outcomes=OUTCOMES, all_practices=practices_for(area), action_form=ActionForm(),
+        zone=zone, practices=practices, actors=actors, event_types=viewer.EVENT_TYPES,
+        outcomes=OUTCOMES, all_practices=_practices(area), action_form=ActionForm(),
         integrity=status(session, settings()) if area == "admin" else None,
         stream_limit=settings().audit_stream_export_limit)
 
 
-def practices_for(area: str) -> list[Any]:
+def _practices(area: str) -> list[Any]:
+    """The practice filter's choices (admins only: an owner's view is their practice)."""
     if area != "admin":
         return []
-    from core.identity import queries
-
-    return [row.tenant for row in queries.practices(uow().session)]
+    return [row.tenant for row in identity_queries.practices(uow().session)]
 
 
 def _entry(area: str, entry_id: int) -> str:
@@ -96,7 +96,7 @@ def _export(area: str) -> ResponseReturnValue:
     if not form.validate_on_submit():
         return redirect(url_for(f"audit.{area}_log"))
     fmt = exports.check_format(request.form.get("format", "csv"))
-    filters = exports.as_of_now(_filters(request.form))
+    filters = exports.as_of_now(_filters(request.form, _zone()))
     session, scope = uow().session, _scope()
     limit = settings().audit_stream_export_limit
     rows = exports.count(session, filters, limit=limit)
