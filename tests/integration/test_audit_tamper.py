@@ -186,3 +186,33 @@ def test_chains_grow_without_gaps_under_concurrent_writers(app, postgres):
     result = _verify(app)
     assert result.exit_code == 0, result.output
     assert chain_of(None) != chain_of(practices[0])
+
+
+def test_the_daily_verification_alerts_every_admin_and_the_admin_page_says_so(
+        app, client, postgres, side, worker):
+    from core.identity import signup
+    from core.notifications.models import Notification
+    from core.scoping import system_session
+    from tests.support.flows import PASSWORD, login
+
+    with UnitOfWork(postgres, tenant=TenantContext.system()) as uow:
+        admins = [signup.create_admin(uow, f"admin{n}@platform.example", PASSWORD)
+                  for n in range(2)]
+        uow.commit()
+    write_entries(postgres, 6, tenant_id=PRACTICE)
+    side.actors.verify_audit_log.send()
+    worker.drain()
+    assert login(client, "admin0@platform.example").status_code == 302
+    assert "Intact" in client.get("/admin/audit").get_data(as_text=True)
+    with as_superuser(postgres) as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE chain_id = :c AND seq = 3"),
+                           {"c": str(PRACTICE)})
+    side.actors.verify_audit_log.send()
+    worker.drain()
+    with system_session(postgres) as session:
+        alerts = session.execute(sa.select(Notification).where(
+            Notification.kind == "audit_integrity")).scalars().all()
+    assert sorted(a.account_id for a in alerts) == sorted(a.id for a in admins)
+    assert f"Chain {PRACTICE}, seq 3: missing" in alerts[0].body
+    page = client.get("/admin/audit").get_data(as_text=True)
+    assert "Broken" in page and "seq 3" in page
