@@ -33,7 +33,7 @@ _ARRAY_TYPES = ("uuid", "int8", "bytea", "bytea", "uuid", "text", "text", "uuid"
                 "bytea")
 _INSERT = (  # built from the constants above, nothing from outside
     f"INSERT INTO audit_entries ({', '.join(INSERT_COLUMNS)}) SELECT * FROM unnest("  # noqa: S608
-    + ", ".join(f"%s::{kind}[]" for kind in _ARRAY_TYPES) + ")"
+    + ", ".join(f"%b::{kind}[]" for kind in _ARRAY_TYPES) + ")"
 )
 
 

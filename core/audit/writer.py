@@ -8,8 +8,9 @@ the head's lock and committed with it, or rolled back with it. Heads are locked 
 so two writers never wait on each other in a circle. An event is audited once: its
 `audited_at`, set in the same transaction, is what the next writer skips on.
 
-Security entries with no transaction of their own become outbox rows first (their id is the
-outbox's primary key, so a redelivered one adds nothing), then take the same road.
+Security entries with no transaction of their own become outbox rows too, already audited, in
+the transaction that chains them: their id is the outbox's primary key, so a redelivered one
+adds nothing.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -78,14 +82,19 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
 
 
 def write_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> int:
-    """Security entries that had no transaction of their own (sent straight to the queue): into
-    the outbox, unless already there, then audited with whatever else is waiting."""
+    """Security entries that had no transaction of their own (sent straight to the queue), in
+    one transaction: each goes into the outbox already marked audited, and only those that were
+    not there yet (a redelivered entry is) are chained. Returns how many were new."""
     now = clock.now()
-    insert_ignoring_conflicts(uow.session, _events, [_outbox_row(entry, now)
-                                                     for entry in entries])
+    rows = [_outbox_row(entry, now) for entry in entries]
+    insert = (sqlite_insert if uow.db.dialect == "sqlite" else postgresql_insert)(_events)
+    new = set(uow.session.execute(
+        insert.on_conflict_do_nothing().returning(_events.c.id), rows).scalars())
+    fresh = [_entry_of(SimpleNamespace(**row)) for row in rows if row["id"] in new]
+    if fresh:
+        append(uow.session, fresh)
     uow.commit()
-    write_pending(uow)
-    return len(entries)
+    return len(fresh)
 
 
 def append(session: Session, entries: list[dict[str, Any]]) -> None:
@@ -165,6 +174,6 @@ def _outbox_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "occurred_at": datetime.fromisoformat(entry["occurred_at"]),
         # Security entries have no handlers: nothing for the relay to publish.
         "dispatched_at": now,
-        "audited_at": None,
+        "audited_at": now,
         "attempts": 0,
     }
