@@ -45,7 +45,7 @@ SELECT tenant, g / %(practices)s + 1, '\\x00'::bytea, sha256(int8send(g)), gen_r
     'identity:' || tenant, ('10.' || (g %% 256) || '.' || (g / 256 %% 256) || '.7')::inet,
     'bench/1', NULL
 FROM (SELECT g, md5((g %% %(practices)s)::text)::uuid AS tenant,
-             %(start)s::timestamptz + g * %(step)s * interval '1 microsecond' AS at
+             %(start)s::timestamptz + g::bigint * %(step)s::bigint * interval '1 microsecond' AS at
       FROM generate_series(%(first)s, %(last)s) AS g) AS rows
 """
 

@@ -77,9 +77,9 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
     def write_security_audit(entry: dict[str, Any]) -> None:
         """A security entry with no transaction of its own (denied access, rate limit …); one
         that counts repeats arrives at the end of its window and takes the final count."""
-        audit_writer.write_direct(runtime.current_uow(),
+        audit_writer.queue_direct(runtime.current_uow(),
                                   [with_final_count(entry, runtime.services.cache)])
-        nudge_sink()
+        actors.write_audit.send()
 
     def relay_outbox() -> None:
         """Publish events the fast path missed. Scheduled every few seconds; a retry would be

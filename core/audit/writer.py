@@ -8,9 +8,9 @@ the head's lock and committed with it, or rolled back with it. Heads are locked 
 so two writers never wait on each other in a circle. An event is audited once: its
 `audited_at`, set in the same transaction, is what the next writer skips on.
 
-Security entries with no transaction of their own become outbox rows too, already audited, in
-the transaction that chains them: their id is the outbox's primary key, so a redelivered one
-adds nothing.
+Security entries with no transaction of their own become outbox rows too (their id is the
+outbox's primary key, so a redelivered one adds nothing), chained in the next batch
+(`queue_direct`) or, one transaction each, at once (`write_direct`).
 """
 
 from __future__ import annotations
@@ -79,6 +79,18 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
         if len(rows) < batch:
             break
     return written
+
+
+def queue_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Security entries that had no transaction of their own (sent straight to the queue): into
+    the outbox, where the batch writer chains them with everything else (a redelivered entry
+    adds nothing: its id is the outbox's key). One insert per message; chaining each on its
+    own would hold its chain's head for a transaction per entry, which a flood of refused
+    requests (all on the platform's chain) would queue behind."""
+    now = clock.now()
+    insert_ignoring_conflicts(uow.session, _events, [
+        {**_outbox_row(entry, now), "audited_at": None} for entry in entries])
+    uow.commit()
 
 
 def write_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> int:
