@@ -103,10 +103,12 @@ class SyslogTlsReceiver:
                     data = b""
                     while chunk := tls.recv(65536):
                         data += chunk
+                    # Kept before our close_notify answers the client's: once the client's
+                    # send returned, the messages are here.
+                    self._parse(data)
                     tls.unwrap()
             except (OSError, ssl.SSLError):
                 continue  # a client that does not trust our certificate
-            self._parse(data)
 
     def _parse(self, data: bytes) -> None:
         while data:
