@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import INET
 
 from core.db import JSONType, UTCDateTime
 
@@ -320,8 +321,9 @@ def _copy_and_chain() -> None:
               sa.column("request_id", text), sa.column("metadata", JSONType),
               sa.column("occurred_at", when), sa.column("created_at", when))
     old = sa.table("audit_entries_unchained", sa.column("id", sa.BigInteger()), *common)
+    inet = sa.String().with_variant(INET(), "postgresql")
     entries = sa.table("audit_entries", sa.column("id", sa.BigInteger()),
-                       *(sa.column(c.name, c.type) for c in common),
+                       *(sa.column(c.name, inet if c.name == "ip" else c.type) for c in common),
                        sa.column("chain_id", uuid_), sa.column("seq", sa.BigInteger()),
                        sa.column("prev_hash", HASH), sa.column("hash", HASH),
                        sa.column("outcome", text), sa.column("personal_digest", HASH),

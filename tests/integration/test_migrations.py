@@ -67,3 +67,58 @@ def test_upgrade_downgrade_upgrade_and_no_drift(scratch_url: str) -> None:
 def test_migration_history_is_linear() -> None:
     script = ScriptDirectory.from_config(_config("sqlite://"))
     assert len(script.get_heads()) == 1, "two migration heads: merge them"
+
+
+def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_url: str) -> None:
+    """0008 chains what 0004 had, in the order it was written; new entries go on from there;
+    the downgrade keeps every entry."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.audit import writer
+    from core.audit.verify import verify
+    from core.db import Database
+    from core.events.types import EventType
+    from core.scoping import TenantContext
+    from core.uow import UnitOfWork
+
+    config = _config(scratch_url)
+    command.upgrade(config, "0004")
+    practice = uuid.uuid4()
+    postgresql = scratch_url.startswith("postgresql")
+    engine = sa.create_engine(scratch_url)
+    with engine.begin() as connection:
+        if postgresql:
+            connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
+        for n in range(25):
+            tenant = practice if n % 2 else None
+            connection.execute(sa.text(
+                "INSERT INTO audit_entries (event_id, type, tenant_id, subject, ip, user_agent, "
+                "metadata, occurred_at, created_at) VALUES (:e, 'USER_LOGIN', :t, 'identity:x', "
+                "'192.0.2.1', 'agent/1', :m, :at, :at)"),
+                {"e": str(uuid.uuid4()) if postgresql else uuid.uuid4().hex,
+                 "t": (str(tenant) if postgresql else tenant.hex) if tenant else None,
+                 "m": '{"n": %d}' % n,
+                 "at": datetime(2026, 10, 1, tzinfo=UTC) + timedelta(minutes=n)})
+    engine.dispose()
+    command.upgrade(config, "head")
+    db = Database(scratch_url)
+    try:
+        with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+            uow.record(EventType.LOGOUT, tenant_id=practice)
+            uow.commit()
+            writer.write_pending(uow)
+            report = verify(uow.session, b"any key")
+            seqs = uow.session.execute(sa.text(
+                "SELECT seq FROM audit_entries WHERE tenant_id IS NOT NULL ORDER BY id"
+            )).scalars().all()
+    finally:
+        db.dispose()
+    assert report.ok and (report.chains, report.entries) == (2, 26)
+    assert seqs == list(range(1, 14))
+    command.downgrade(config, "0004")
+    engine = sa.create_engine(scratch_url)
+    with engine.begin() as connection:
+        if postgresql:
+            connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
+        assert connection.execute(sa.text("SELECT count(*) FROM audit_entries")).scalar() == 26
+    engine.dispose()
