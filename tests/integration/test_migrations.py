@@ -3,6 +3,7 @@ and the models never drift from them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_
                 "'192.0.2.1', 'agent/1', :m, :at, :at)"),
                 {"e": str(uuid.uuid4()) if postgresql else uuid.uuid4().hex,
                  "t": (str(tenant) if postgresql else tenant.hex) if tenant else None,
-                 "m": '{"n": %d}' % n,
+                 "m": json.dumps({"n": n}),
                  "at": datetime(2026, 10, 1, tzinfo=UTC) + timedelta(minutes=n)})
     engine.dispose()
     command.upgrade(config, "head")
