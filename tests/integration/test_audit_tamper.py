@@ -20,7 +20,7 @@ from core.config import normalise_database_url
 from core.db import Database
 from core.events.types import EventType
 from core.scoping import TenantContext
-from core.uow import UnitOfWork
+from core.uow import Origin, UnitOfWork
 from tests.conftest import TEST_DATABASE_URL
 from tests.support.audit import as_superuser, chain_entries, write_entries
 
@@ -216,3 +216,31 @@ def test_the_daily_verification_alerts_every_admin_and_the_admin_page_says_so(
     assert f"Chain {PRACTICE}, seq 3: missing" in alerts[0].body
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "Broken" in page and "seq 3" in page
+
+
+def test_pseudonymising_entries_as_erasure_will_leaves_every_chain_verifiable(app, postgres):
+    """What the personal-data erasure will do to a person's entries: the actor becomes a stable
+    pseudonym, the IP is truncated, the user agent and e-mail-like metadata go, and so does the
+    salt of their digest. No chained field changes, so the chain still verifies."""
+    with UnitOfWork(postgres, origin=Origin(ip="203.0.113.57", user_agent="agent/1"),
+                    tenant=TenantContext.system()) as uow:
+        for n in range(4):
+            uow.record(EventType.TEST_EMAIL_REQUESTED, tenant_id=PRACTICE,
+                       actor_account_id=uuid.uuid4(), subject=f"identity:{uuid.uuid4()}",
+                       payload={"to": f"person{n}@example.com", "n": n})
+        uow.commit()
+        writer.write_pending(uow)
+    pseudonym = uuid.uuid5(PRACTICE, "erased person")
+    with as_superuser(postgres) as connection:
+        connection.execute(sa.text(
+            "UPDATE audit_entries SET actor_account_id = :p, subject = :s, "
+            "ip = host(network(set_masklen(ip, 24)))::inet, user_agent = NULL, "
+            "metadata = metadata - 'to', personal_salt = NULL "
+            "WHERE chain_id = :c AND seq IN (2, 3)"),
+            {"p": str(pseudonym), "s": f"pseudonym:{pseudonym}", "c": str(PRACTICE)})
+    result = _verify(app, "--tenant", str(PRACTICE))
+    assert result.exit_code == 0, result.output
+    assert "4 entries (2 with personal data erased)" in result.output
+    erased = [e for e in chain_entries(postgres, PRACTICE) if e.personal_salt is None]
+    assert {(e.ip, e.user_agent, "to" in e.details) for e in erased} == {
+        ("203.0.113.0", None, False)}
