@@ -8,6 +8,7 @@ your e-mail" either way, do the same work either way, and the e-mail tells the o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 
@@ -43,17 +44,9 @@ def signup_therapist(uow: UnitOfWork, *, practice_name: str, display_name: str, 
         "email": lambda: email_address(email),
         "password": lambda: new_password(password, email),
     })
-    password_hash = hash_password(password)
-    existing = identity_by_email(uow.session, values["email"])
-    with _as_if_new(uow, existing):
-        tenant = create_tenant(uow, values["practice_name"])
-        register(uow, email=_address_to_register(values["email"], existing),
-                 password_hash=password_hash, display_name=values["display_name"],
-                 role=Role.THERAPIST, tenant=tenant, via="signup")
-    if existing is not None:
-        _tell_owner(uow, existing, Role.THERAPIST)
-        return SignupOutcome.ALREADY_REGISTERED
-    return SignupOutcome.CREATED
+    return _register_unless_known(
+        uow, values, password, Role.THERAPIST, via="signup",
+        practice=lambda: create_tenant(uow, values["practice_name"]))
 
 
 def signup_client(uow: UnitOfWork, *, tenant_slug: str, display_name: str, email: str,
@@ -65,14 +58,23 @@ def signup_client(uow: UnitOfWork, *, tenant_slug: str, display_name: str, email
         "email": lambda: email_address(email),
         "password": lambda: new_password(password, email),
     })
+    return _register_unless_known(uow, values, password, Role.CLIENT, via="join",
+                                  practice=lambda: tenant, told_practice=tenant)
+
+
+def _register_unless_known(uow: UnitOfWork, values: dict[str, str], password: str, role: Role,
+                           *, via: str, practice: Callable[[], Tenant],
+                           told_practice: Tenant | None = None) -> SignupOutcome:
+    """Register the new identity; for an address already known, tell its owner by e-mail
+    instead, after doing the same work."""
     password_hash = hash_password(password)
     existing = identity_by_email(uow.session, values["email"])
     with _as_if_new(uow, existing):
         register(uow, email=_address_to_register(values["email"], existing),
-                 password_hash=password_hash, display_name=values["display_name"],
-                 role=Role.CLIENT, tenant=tenant, via="join")
+                 password_hash=password_hash, display_name=values["display_name"], role=role,
+                 tenant=practice(), via=via)
     if existing is not None:
-        _tell_owner(uow, existing, Role.CLIENT, tenant=tenant)
+        _tell_owner(uow, existing, role, tenant=told_practice)
         return SignupOutcome.ALREADY_REGISTERED
     return SignupOutcome.CREATED
 
