@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
 import os
 import re
@@ -7,6 +9,7 @@ import smtplib
 import ssl
 import threading
 import time
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -179,7 +182,19 @@ class FileMailer:
         tmp = final.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(mail.data)
         tmp.replace(final)
-        log.info("mail written to %s", final)
+        log.info("%s", describe_for_log(mail, final))
+
+
+def describe_for_log(mail: Mail, path: Path) -> str:
+    """One log line a developer can act on: who, what, and the links to follow (embedded
+    mode's mail goes nowhere else; /dev/mail shows the same)."""
+    message = email.message_from_bytes(mail.data, policy=email.policy.default)
+    body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
+    text = body.get_content() if body is not None else ""
+    links = list(dict.fromkeys(re.findall(r"https?://[^\s<>\"']+", text)))
+    shown = "".join(f"\n    link: {link}" for link in links)
+    return (f"e-mail to {mail.envelope_to}: {message['Subject']!s}{shown}"
+            f"\n    saved as {path} (read it at /dev/mail)")
 
 
 class MemoryMailer:
