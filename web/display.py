@@ -39,9 +39,13 @@ def _stage_label(stage: Any) -> str:
         return str(stage)
 
 
+def _now() -> datetime:
+    return clock.now()  # looked up on each call: tests move the clock
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(_date_time, "local_time")
     app.add_template_filter(_time_of_day, "local_time_of_day")
     app.add_template_filter(_stage_label, "stage_label")
     app.add_template_global(reader_zone, "reader_zone")
-    app.add_template_global(clock.now, "now")
+    app.add_template_global(_now, "now")

@@ -137,9 +137,11 @@ def _send_again(uow: UnitOfWork, inviter: Account, invitation: Invitation, *,
     ready = resend_available_at(invitation)
     if ready is not None:
         minutes = max(1, round((ready - clock.now()).total_seconds() / 60))
-        raise RateLimited(f"An invitation went to {invitation.email} a moment ago. You can "
-                          f"send it again in {minutes} minute{'s' if minutes != 1 else ''}.",
-                          int((ready - clock.now()).total_seconds()) + 1)
+        message = (f"An invitation went to {invitation.email} a moment ago. You can send it "
+                   f"again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        if field == "email":  # asked for by inviting the address again: said on that form
+            raise ValidationFailed({field: message})
+        raise RateLimited(message, int((ready - clock.now()).total_seconds()) + 1)
     now = clock.now()
     invitation.last_sent_at = now
     invitation.expires_at = now + INVITATION_LIFETIME
