@@ -17,7 +17,7 @@ _RUN = """async () => {
   return result.violations.map(v => ({
     id: v.id, impact: v.impact, help: v.help,
     targets: v.nodes.slice(0, 4).map(n => n.target.join(" ") + " :: " +
-                                         (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 160)),
+      (n.failureSummary || "").replace(/\\s+/g, " ").slice(0, 160)),
   }));
 }"""
 
