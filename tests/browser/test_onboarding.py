@@ -91,6 +91,8 @@ def test_autosave_resume_elsewhere_finish_and_see_the_practice_ready(platform, o
     toast = page.locator("#live-region .toast").filter(has_text="Your practice is ready")
     expect(toast, "the practice-ready notification appears live").to_contain_text(
         "Your practice is ready", timeout=15_000)
+    expect(page.get_by_test_id("practice-status"), "and the badge on the same page agrees") \
+        .to_have_text("Active")
     assert navigations == [], "it appeared without a reload"
     assert second.errors == []
 
