@@ -53,5 +53,15 @@ def test_no_dev_mail_when_mail_goes_to_a_server_or_for_another_machine(db, datab
 
 def test_the_log_line_of_an_e_mail_names_recipient_subject_and_links(tmp_path):
     line = describe_for_log(_mail(), tmp_path / "abc.eml")
-    assert line.startswith("e-mail to ada@harbour.example: Confirm your e-mail address")
-    assert "link: http://127.0.0.1:5000/verify-email/T0KEN" in line
+    assert line.startswith('e-mail to ada@harbour.example: "Confirm your e-mail address"')
+    assert "; link: http://127.0.0.1:5000/verify-email/T0KEN;" in line
+    assert "\n" not in line
+
+
+def test_links_reach_the_log_in_development_only(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="core.adapters.mail"):
+        FileMailer(tmp_path / "dev", log_links=True).send(_mail())
+        FileMailer(tmp_path / "prod").send(_mail())
+    development, production = (r.getMessage() for r in caplog.records)
+    assert "/verify-email/T0KEN" in development
+    assert "T0KEN" not in production
