@@ -52,13 +52,15 @@ def since(
     ).scalars().all()[::-1]
 
 
-def mark_read(session: Session, account_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> None:
-    session.execute(
+def mark_read(session: Session, account_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    """How many of them were unread until now (the bell's count falls by that much)."""
+    result = session.execute(
         sa.update(Notification)
         .where(Notification.account_id == account_id, Notification.id.in_(ids),
                Notification.read_at.is_(None))
         .values(read_at=clock.now())
     )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def unread_count(session: Session, account_id: uuid.UUID) -> int:

@@ -40,7 +40,9 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": Platform.csrfToken() },
       body: JSON.stringify({ ids: ids }),
     }).then(function (response) {
-      if (response.ok) changeUnread(-ids.length);
+      return response.ok ? response.json() : null;
+    }).then(function (body) {
+      if (body && body.marked) changeUnread(-body.marked);
     }).catch(function () { /* it stays unread; the inbox still has it */ });
   }
 
