@@ -21,8 +21,11 @@ def create_app(settings: Settings, *, services: Services, background: Background
         cli,
         context,
         dashboards,
+        devmail,
+        display,
         errors,
         health,
+        inbox,
         inputs,
         notifications,
         onboarding,
@@ -30,6 +33,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         pages,
         security,
     )
+    from web import settings as settings_pages
 
     app = context.PlatformFlask(__name__, instance_path=str(settings.instance_path))
     app.config.update(_flask_config(settings))
@@ -42,9 +46,12 @@ def create_app(settings: Settings, *, services: Services, background: Background
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    for module in (pages, health, auth, dashboards, account, notifications, onboarding,
-                   openapi):
+    display.init_app(app)
+    for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
+                   settings_pages, openapi):
         app.register_blueprint(module.blueprint)
+    if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
+        app.register_blueprint(devmail.blueprint)
     security.apply_route_limits(app, settings)
     cli.init_app(app)
     return app

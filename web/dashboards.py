@@ -10,13 +10,14 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
-from core.identity import invitations, login, queries
+from core.identity import clients, invitations, login, practice, queries
 from core.identity.models import Account, Role
+from core.onboarding.schemas import LANGUAGES
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 from web.authn import current, login_required, me, role_required
-from web.context import settings, uow
-from web.forms import ActionForm, EmailForm, errors_shown_on, form_status
+from web.context import services, settings, uow
+from web.forms import ActionForm, EmailForm, errors_shown_on, form_status, refusal_flashed
 from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
@@ -55,19 +56,28 @@ def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
     session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
-    return render_template("dashboards/client.html", tenant=tenant,
-                           therapists=queries.therapists(session), activity=_activity())
+    tenant_id = me().tenant_uuid
+    practice = queries.practice_details(session, tenant_id) if tenant_id else None
+    return render_template("dashboards/client.html", practice=practice,
+                           tenant=practice.tenant if practice else None, activity=_activity())
+
+
+def _join_url(tenant: Tenant | None) -> str | None:
+    if tenant is None:
+        return None
+    return settings().public_url + practice.join_link(tenant).path(tenant.slug)
 
 
 def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
     session = uow().session
     tenant = session.get(Tenant, me().tenant_uuid)
-    join_url = settings().public_url + url_for("auth.join", slug=tenant.slug) if tenant else None
+    newest = clients.client_page(session, clients.ClientQuery(sort="joined", descending=True),
+                                 size=5)
     return render_template(
-        "dashboards/therapist.html", tenant=tenant, join_url=join_url,
-        email_verified=me().email_verified,
-        clients=queries.clients(session), invitations=queries.invitations(session),
+        "dashboards/therapist.html", tenant=tenant, join_url=_join_url(tenant),
+        join=practice.join_link(tenant) if tenant else None,
+        email_verified=me().email_verified, newest=newest,
+        invitations=queries.invitation_rows(session),
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
     ), form_status(invite_form)
 
@@ -85,9 +95,22 @@ def invite() -> ResponseReturnValue:
     if form.validate_on_submit():
         with errors_shown_on(form):
             invitation = invitations.invite_client(uow(), _account(), form.email.data or "")
-            flash(f"Invitation sent to {invitation.email}.", "success")
+            again = invitation.send_count > 1
+            flash(f"Invitation {'sent again' if again else 'sent'} to {invitation.email}"
+                  f"{' with a new link, valid for 7 days' if again else ''}.", "success")
             return redirect(url_for("dashboards.therapist"))
     return _therapist_page(form)
+
+
+@blueprint.post("/therapist/invitations/<uuid:invitation_id>/resend")
+@role_required(Role.THERAPIST)
+def resend_invitation(invitation_id: uuid.UUID) -> Response:
+    if ActionForm().validate_on_submit():
+        with refusal_flashed():
+            invitation = invitations.resend_invitation(uow(), _account(), invitation_id)
+            flash(f"Invitation sent again to {invitation.email}, with a new link valid for 7 "
+                  "days.", "success")
+    return redirect(url_for("dashboards.therapist", _anchor="invitations"))
 
 
 @blueprint.post("/therapist/invitations/<uuid:invitation_id>/revoke")
@@ -96,14 +119,64 @@ def revoke_invitation(invitation_id: uuid.UUID) -> Response:
     if ActionForm().validate_on_submit():
         invitation = invitations.revoke_invitation(uow(), invitation_id)
         flash(f"The invitation to {invitation.email} can no longer be used.", "info")
-    return redirect(url_for("dashboards.therapist"))
+    return redirect(url_for("dashboards.therapist", _anchor="invitations"))
+
+
+@blueprint.get("/therapist/clients")
+@role_required(Role.THERAPIST)
+def client_list() -> ResponseReturnValue:
+    if (elsewhere := detour(me())) is not None:
+        return elsewhere
+    args = request.args
+    query = clients.ClientQuery.parse(search=args.get("q"), sort=args.get("sort"),
+                                      direction=args.get("dir"), after=args.get("after"),
+                                      before=args.get("before"))
+    return render_template("dashboards/clients.html",
+                           page=clients.client_page(uow().session, query),
+                           sorts=SORT_LABELS)
+
+
+SORT_LABELS = {"name": "Name", "email": "E-mail", "joined": "Joined", "seen": "Last seen"}
 
 
 @blueprint.get("/therapist/clients/<uuid:account_id>")
 @role_required(Role.THERAPIST)
 def client_detail(account_id: uuid.UUID) -> str:
-    account = queries.client_of_practice(uow().session, account_id)
-    return render_template("dashboards/client_detail.html", client=account)
+    detail = clients.client_detail(uow().session, account_id)
+    return render_template("dashboards/client_detail.html", detail=detail, client=detail.account,
+                           action_form=ActionForm(), languages=LANGUAGES,
+                           invitation_state_of=invitations.state_of)
+
+
+@blueprint.post("/therapist/clients/<uuid:account_id>/remind")
+@role_required(Role.THERAPIST)
+def remind_client(account_id: uuid.UUID) -> Response:
+    if ActionForm().validate_on_submit():
+        with refusal_flashed():
+            client_account = clients.remind_client(uow(), _account(), account_id)
+            flash(f"We e-mailed {client_account.display_name} a link to finish setting up.",
+                  "success")
+    return redirect(url_for("dashboards.client_detail", account_id=account_id))
+
+
+@blueprint.get("/therapist/clients/<uuid:account_id>/remove")
+@role_required(Role.THERAPIST)
+def confirm_remove_client(account_id: uuid.UUID) -> str:
+    detail = clients.client_detail(uow().session, account_id)
+    return render_template("dashboards/client_remove.html", detail=detail,
+                           action_form=ActionForm())
+
+
+@blueprint.post("/therapist/clients/<uuid:account_id>/remove")
+@role_required(Role.THERAPIST)
+def remove_client(account_id: uuid.UUID) -> Response:
+    detail = clients.client_detail(uow().session, account_id)  # another practice's: a 404
+    if not ActionForm().validate_on_submit() or request.form.get("confirm") != "remove":
+        return redirect(url_for("dashboards.confirm_remove_client", account_id=account_id))
+    clients.remove_client(uow(), services().cache, _account(), account_id)
+    flash(f"{detail.account.display_name} is no longer a client of your practice. Their login "
+          "and any other accounts they have are untouched.", "success")
+    return redirect(url_for("dashboards.client_list"))
 
 
 @blueprint.get("/admin")

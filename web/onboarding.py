@@ -23,12 +23,14 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from core.identity import sessions
 from core.identity.sessions import SessionView
 from core.onboarding import navigation, schemas, service
 from core.onboarding.navigation import GoTo, ShowStage
 from core.onboarding.stages import Stage, flow
 from web.authn import login_required, me, role_required
 from web.context import services, uow
+from web.display import STAGE_LABELS
 from web.errors import status_for
 from web.inputs import json_object
 
@@ -36,13 +38,7 @@ blueprint = Blueprint("onboarding", __name__)
 
 # "Save & Continue Later" lasts for this browser session: the dashboard then shows a banner.
 DEFERRED = "onboarding_deferred"
-LABELS = {
-    Stage.STARTED: "Welcome",
-    Stage.PERSONAL_INFO: "About you",
-    Stage.PROFESSIONAL_INFO: "Your practice",
-    Stage.TERMS: "Terms",
-    Stage.COMPLETED: "Done",
-}
+LABELS = STAGE_LABELS
 
 
 # -- the gate, for the dashboards --------------------------------------------------------------
@@ -72,6 +68,8 @@ def _go(outcome: GoTo | None) -> WerkzeugResponse | None:
     if outcome.completed:
         session.pop(DEFERRED, None)
         navigation.remember_complete(services().cache, me().account_uuid)
+        # The header's cached view of the person reads times in the zone they just gave.
+        sessions.forget_cached(uow().session, services().cache, me().identity_uuid)
     if outcome.stage is None:
         return redirect(url_for("dashboards.dashboard"))
     return redirect(url_for("onboarding.stage", slug=outcome.stage.slug))
@@ -183,6 +181,7 @@ def api_complete() -> Response:
                                  ip=request.remote_addr)
     session.pop(DEFERRED, None)
     navigation.remember_complete(services().cache, me().account_uuid)
+    sessions.forget_cached(uow().session, services().cache, me().identity_uuid)
     return jsonify(service.snapshot(progress))
 
 

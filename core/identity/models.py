@@ -93,6 +93,7 @@ class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password
     SET_PASSWORD = "set_password"  # noqa: S105 - a purpose, not a password
+    CHANGE_EMAIL = "change_email"
 
 
 class Token(Base):
@@ -111,6 +112,8 @@ class Token(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # A change of e-mail address: the address the link confirms.
+    new_email: Mapped[str | None] = mapped_column(sa.String(254))
 
 
 class Invitation(TenantOwned, Base):
@@ -130,3 +133,15 @@ class Invitation(TenantOwned, Base):
     accepted_at: Mapped[datetime | None]
     accepted_account_id: Mapped[uuid.UUID | None]
     revoked_at: Mapped[datetime | None]
+    # Each resend (or re-invitation of the same address) sends a new link and extends it.
+    last_sent_at: Mapped[datetime | None]
+    send_count: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The invitee, holding an expired link, asked the practice for a new one.
+    renewal_requested_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One open invitation per address and practice: inviting again resends that one.
+        sa.Index("uq_invitations_open_email", "tenant_id", "email", unique=True,
+                 postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+                 sqlite_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL")),
+    )

@@ -6,13 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
 from core.errors import NotFound
+from core.identity.invitations import InvitationState, resend_available_at, state_of
 from core.identity.models import Account, Identity, Invitation, Role
+from core.onboarding.models import OnboardingProgress
+from core.onboarding.schemas import LANGUAGES, SPECIALTIES
+from core.onboarding.stages import Stage
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 
@@ -45,6 +50,66 @@ def invitations(session: Session, *, limit: int = 50) -> Sequence[Invitation]:
     return session.execute(
         sa.select(Invitation).order_by(Invitation.created_at.desc()).limit(limit)
     ).scalars().all()
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    invitation: Invitation
+    state: InvitationState
+    # While the resend cooldown runs: when the button works again.
+    resend_at: datetime | None
+
+
+def invitation_rows(session: Session, *, limit: int = 50) -> list[InvitationRow]:
+    """The practice's invitations, newest (or newest sent) first, each with its state."""
+    found = session.execute(
+        sa.select(Invitation)
+        .order_by(sa.func.coalesce(Invitation.last_sent_at, Invitation.created_at).desc())
+        .limit(limit)
+    ).scalars().all()
+    now = clock.now()
+    return [InvitationRow(i, state_of(i, now), resend_available_at(i)) for i in found]
+
+
+@dataclass(frozen=True)
+class TherapistCard:
+    name: str
+    specialties: list[str]
+    years_in_practice: str | None
+
+
+@dataclass(frozen=True)
+class PracticeDetails:
+    """What a client sees of their practice."""
+
+    tenant: Tenant
+    therapists: list[TherapistCard]
+    time_zone: str | None
+    language: str | None
+
+
+def practice_details(session: Session, tenant_id: uuid.UUID) -> PracticeDetails | None:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return None
+    rows = session.execute(
+        sa.select(Account.display_name, OnboardingProgress.data)
+        .outerjoin(OnboardingProgress, OnboardingProgress.account_id == Account.id)
+        .where(Account.role == Role.THERAPIST, Account.tenant_id == tenant_id)
+        .order_by(Account.display_name)
+    ).all()
+    cards = []
+    for name, data in rows:
+        professional = (data or {}).get(Stage.PROFESSIONAL_INFO.value, {})
+        cards.append(TherapistCard(
+            name=name,
+            specialties=[SPECIALTIES[s] for s in professional.get("specialties") or []
+                         if s in SPECIALTIES],
+            years_in_practice=str(professional["years_in_practice"])
+            if professional.get("years_in_practice") not in (None, "") else None))
+    settings = tenant.settings or {}
+    return PracticeDetails(tenant, cards, settings.get("time_zone"),
+                           LANGUAGES.get(settings.get("language") or ""))
 
 
 

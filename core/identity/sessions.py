@@ -24,6 +24,7 @@ from core.events.types import EventType
 from core.identity.directory import accounts_of
 from core.identity.models import Account, AuthSession, Identity
 from core.identity.tokens import digest, new_secret
+from core.identity.zones import time_zone_of
 from core.scoping import crossing_tenants
 from core.tenancy.models import Tenant
 from core.text import storable_text
@@ -59,6 +60,8 @@ class SessionView:
     created_at: str
     last_seen_at: str
     accounts: tuple[AccountChoice, ...]
+    # Where the person reads times (core.identity.zones); cached views from before it: UTC.
+    time_zone: str = "UTC"
 
     @property
     def identity_uuid(self) -> uuid.UUID:
@@ -220,6 +223,7 @@ def _build_view(session: Session, id_hash: str) -> SessionView | None:
                           tenant_name=tenants[a.tenant_id].name if a.tenant_id else None)
             for a in accounts
         ),
+        time_zone=time_zone_of(session, identity.id, current.id),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.adapters.notifications import NotificationBus
 from core.db import insert_ignoring_conflicts
+from core.errors import NotFound
 from core.notifications.models import Notification
 from core.uow import UnitOfWork
 
@@ -51,10 +52,53 @@ def since(
     ).scalars().all()[::-1]
 
 
-def mark_read(session: Session, account_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> None:
-    session.execute(
+def mark_read(session: Session, account_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> int:
+    """How many of them were unread until now (the bell's count falls by that much)."""
+    result = session.execute(
         sa.update(Notification)
         .where(Notification.account_id == account_id, Notification.id.in_(ids),
                Notification.read_at.is_(None))
         .values(read_at=clock.now())
     )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def unread_count(session: Session, account_id: uuid.UUID) -> int:
+    return int(session.execute(
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.account_id == account_id, Notification.read_at.is_(None))
+    ).scalar_one())
+
+
+def inbox_page(session: Session, account_id: uuid.UUID, *, before: datetime | None = None,
+               limit: int = 30) -> tuple[Sequence[Notification], datetime | None]:
+    """Newest first; the second value is where the next (older) page starts, if there is one."""
+    query = sa.select(Notification).where(Notification.account_id == account_id)
+    if before is not None:
+        query = query.where(Notification.created_at < before)
+    found = session.execute(
+        query.order_by(Notification.created_at.desc()).limit(limit + 1)
+    ).scalars().all()
+    older = found[limit - 1].created_at if len(found) > limit else None
+    return found[:limit], older
+
+
+def mark_all_read(session: Session, account_id: uuid.UUID) -> None:
+    session.execute(
+        sa.update(Notification)
+        .where(Notification.account_id == account_id, Notification.read_at.is_(None))
+        .values(read_at=clock.now())
+    )
+
+
+def read_one(session: Session, account_id: uuid.UUID, notification_id: uuid.UUID) -> Notification:
+    """Mark one of the account's notifications read and return it (anyone else's: NotFound)."""
+    found = session.execute(
+        sa.select(Notification).where(Notification.account_id == account_id,
+                                      Notification.id == notification_id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("That notification is not in your inbox.")
+    if found.read_at is None:
+        found.read_at = clock.now()
+    return found
