@@ -1,0 +1,298 @@
+"""Levels: how things stand (people by role, active people, onboarding done, active practices,
+the outbox backlog), written into the hour and the day that the rollup's `as_of` falls in.
+
+A full rollup counts each level from the tables, for every practice. An incremental one moves
+each level by what happened in (since, as_of] and nothing else: new accounts, the onboarding
+events (started, completed, reopened), sign-ins entering or leaving each window. Those are all
+recorded with their time, in the transaction that made the change, so the old value plus the
+change is the new value, exactly; only the levels that moved get a new point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.events.models import EVENTS
+from core.events.types import EventType
+from core.identity.models import Account
+from core.metrics.names import (
+    ACTIVE_WINDOWS,
+    COUNTED_EVENT_TYPES,
+    NO_DIMENSION,
+    ONBOARDING_ROLES,
+    PLATFORM,
+    PLATFORM_ONLY_ROLES,
+    PRACTICE_ACTIVITY_WINDOW,
+    SIGN_IN_TYPES,
+    TENANT_ROLES,
+    Grain,
+    Metric,
+)
+from core.metrics.plan import RollupPlan
+from core.metrics.sql import POINTS, Rows, at, no_tenant, scope_of, type_in, upsert_points
+from core.onboarding.models import OnboardingProgress
+from core.tenancy.models import Tenant, TenantStatus
+
+ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
+PROGRESS: sa.Table = OnboardingProgress.__table__  # type: ignore[assignment]
+TENANTS: sa.Table = Tenant.__table__  # type: ignore[assignment]
+_ONBOARDING_EVENTS = (EventType.ONBOARDING_STARTED.value, EventType.ONBOARDING_COMPLETED.value,
+                      EventType.ONBOARDING_REOPENED.value)
+
+
+# -- people by role ------------------------------------------------------------------------
+
+def people(plan: RollupPlan) -> sa.Insert:
+    a = ACCOUNTS.c
+    if plan.since is not None:
+        return _moved(plan, sa.select(
+            a.tenant_id, _name(Metric.PEOPLE), a.role.label("dimension"),
+            sa.func.count().label("delta"),
+        ).where(a.created_at > plan.since, a.created_at <= plan.as_of)
+            .group_by(a.tenant_id, a.role))
+    # Every account, less those created after as_of: both counts read an index only.
+    every = sa.select(a.tenant_id, a.role, sa.func.count().label("n")).group_by(a.tenant_id, a.role)
+    later = sa.select(a.tenant_id, a.role, (-sa.func.count()).label("n")).where(
+        a.created_at > plan.as_of).group_by(a.tenant_id, a.role)
+    counted = sa.union_all(every, later).subquery("people")
+    return _afresh(plan, sa.select(counted.c.tenant_id, _name(Metric.PEOPLE),
+                                   counted.c.role.label("dimension"), counted.c.n.label("value")),
+                   [Metric.PEOPLE], TENANT_ROLES, TENANT_ROLES + PLATFORM_ONLY_ROLES)
+
+
+# -- onboarding: how many have one, how many have completed it -------------------------------
+
+def onboarding(plan: RollupPlan) -> sa.Insert:
+    if plan.since is not None:
+        return _moved(plan, _onboarding_events(after=plan.since, until=plan.as_of, sign=1))
+    p = PROGRESS.c
+    # How things stand now, wound back by the events after as_of.
+    now = sa.select(
+        p.tenant_id, p.role,
+        sa.func.sum(sa.case((p.started_at <= plan.as_of, 1), else_=0)).label("started"),
+        sa.func.count(p.completed_at).label("done"),
+    ).group_by(p.tenant_id, p.role).cte("onboarding_now")
+    n = now.c
+    values = sa.union_all(
+        sa.select(n.tenant_id, _name(Metric.ONBOARDING_PEOPLE), n.role.label("dimension"),
+                  n.started.label("delta")),
+        sa.select(n.tenant_id, _name(Metric.ONBOARDING_DONE), n.role, n.done),
+        _onboarding_events(after=plan.as_of, until=None, sign=-1),
+    ).subquery("onboarding")
+    return _afresh(plan, sa.select(values.c.tenant_id, values.c.metric, values.c.dimension,
+                                   values.c.delta.label("value")),
+                   [Metric.ONBOARDING_PEOPLE, Metric.ONBOARDING_DONE], ONBOARDING_ROLES,
+                   ONBOARDING_ROLES)
+
+
+def _onboarding_events(*, after: datetime, until: datetime | None, sign: int) -> Rows:
+    """(tenant_id, metric, dimension, delta) per onboarding event in (after, until]: started
+    adds a person, completed adds one done, reopened takes one away; times `sign`."""
+    e, a = EVENTS.c, ACCOUNTS.c
+    reopened = e.type == EventType.ONBOARDING_REOPENED.value
+    metric = sa.case((e.type == EventType.ONBOARDING_STARTED.value,
+                      Metric.ONBOARDING_PEOPLE.value), else_=Metric.ONBOARDING_DONE.value)
+    when = [e.occurred_at > after] + ([e.occurred_at <= until] if until is not None else [])
+    return sa.select(
+        a.tenant_id, metric.label("metric"), a.role.label("dimension"),
+        (sa.case((reopened, -1), else_=1) * sign).label("delta"),
+    ).select_from(EVENTS.join(ACCOUNTS, a.id == e.actor_account_id)).where(
+        type_in(e.type, COUNTED_EVENT_TYPES), type_in(e.type, _ONBOARDING_EVENTS), *when)
+
+
+# -- active people: signed in within 1, 7, 30 days -------------------------------------------
+
+def active_people(plan: RollupPlan) -> sa.Insert:
+    return _active_moved(plan) if plan.since is not None else _active_afresh(plan)
+
+
+def _sign_ins(alias: str) -> tuple[sa.FromClause, sa.ColumnElement[bool], sa.ColumnElement[str]]:
+    events: sa.FromClause = EVENTS.alias(alias)
+    e = events.c
+    # USER_LOGIN names the account's role; ROLE_SWITCHED the role switched to.
+    role: sa.ColumnElement[str] = sa.func.coalesce(e.payload["to"].as_string(),
+                                                   e.payload["role"].as_string())
+    is_sign_in = sa.and_(type_in(e.type, COUNTED_EVENT_TYPES), type_in(e.type, SIGN_IN_TYPES))
+    return events, is_sign_in, role
+
+
+def _active_afresh(plan: RollupPlan) -> sa.Insert:
+    events, is_sign_in, role = _sign_ins("sign_ins")
+    e = events.c
+    widest = max(ACTIVE_WINDOWS.values())
+    last = sa.select(
+        e.actor_account_id, e.tenant_id, sa.func.max(role).label("role"),
+        sa.func.max(e.occurred_at).label("last"),
+    ).where(is_sign_in, e.occurred_at > plan.as_of - widest, e.occurred_at <= plan.as_of
+            ).group_by(e.actor_account_id, e.tenant_id).cte("last_sign_ins")
+    values = sa.union_all(*(
+        sa.select(last.c.tenant_id, _name(metric), last.c.role.label("dimension"),
+                  sa.func.sum(sa.case((last.c.last > plan.as_of - window, 1), else_=0))
+                  .label("value")).group_by(last.c.tenant_id, last.c.role)
+        for metric, window in ACTIVE_WINDOWS.items()
+    )).subquery("active")
+    return _afresh(plan, sa.select(*values.c), list(ACTIVE_WINDOWS), TENANT_ROLES,
+                   TENANT_ROLES + PLATFORM_ONLY_ROLES)
+
+
+def _active_moved(plan: RollupPlan) -> sa.Insert:
+    """An account is active at t if its last sign-in up to t is within the window. Only the
+    accounts that signed in during (since, as_of], or whose last sign-in slid out of a window
+    meanwhile (signed in during (since - w, as_of - w]), can have changed; for each, compare its
+    last sign-in up to `since` with its last up to `as_of`."""
+    assert plan.since is not None
+    since, as_of = plan.since, plan.as_of
+    events, is_sign_in, role = _sign_ins("sign_ins")
+    e = events.c
+    stretches = [(since, as_of), *((since - w, as_of - w) for w in ACTIVE_WINDOWS.values())]
+    candidates = sa.select(e.actor_account_id.label("account"), e.tenant_id,
+                           role.label("role")).where(
+        is_sign_in, sa.or_(*(sa.and_(e.occurred_at > low, e.occurred_at <= high)
+                             for low, high in stretches)),
+    ).distinct().cte("candidates")
+    c = candidates.c
+    states = sa.select(c.tenant_id, c.role, _last_sign_in(c.account, since).label("before"),
+                       _last_sign_in(c.account, as_of).label("after")).cte("states")
+    s = states.c
+    moves = sa.union_all(*(
+        sa.select(s.tenant_id, _name(metric), s.role.label("dimension"), sa.func.sum(
+            sa.case((s.after > as_of - window, 1), else_=0)
+            - sa.case((s.before > since - window, 1), else_=0)).label("delta"),
+        ).group_by(s.tenant_id, s.role)
+        for metric, window in ACTIVE_WINDOWS.items()
+    )).subquery("moves")
+    return _moved(plan, sa.select(*moves.c))
+
+
+def _last_sign_in(account: sa.ColumnElement[object], until: datetime) -> sa.ScalarSelect[datetime]:
+    events, is_sign_in, _role = _sign_ins("earlier")
+    e = events.c
+    return sa.select(sa.func.max(e.occurred_at)).where(
+        is_sign_in, e.actor_account_id == account, e.occurred_at <= until).scalar_subquery()
+
+
+# -- active practices ------------------------------------------------------------------------
+
+def active_practices(plan: RollupPlan) -> sa.Insert:
+    """A practice is active when it is open and a member signed in within 30 days. Runs after
+    `active_people`, whose points of this very rollup it reads."""
+    t = TENANTS.c
+    members = sum((sa.func.coalesce(_latest(PRACTICE_ACTIVITY_WINDOW, scope_of(t.id), role), 0)
+                   for role in TENANT_ROLES), sa.literal(0))
+    is_active = sa.case((sa.and_(t.status == TenantStatus.ACTIVE.value, members > 0), 1), else_=0)
+    if plan.since is None:
+        return _afresh(plan, sa.select(t.id.label("tenant_id"), _name(Metric.ACTIVE_PRACTICES),
+                                       _name(NO_DIMENSION, "dimension"),
+                                       is_active.label("value")),
+                       [Metric.ACTIVE_PRACTICES], [NO_DIMENSION], [NO_DIMENSION])
+    # Practices whose members' activity moved in this rollup, or that opened meanwhile.
+    p = POINTS.c
+    touched = sa.union(
+        sa.select(p.tenant_id).where(
+            p.metric == PRACTICE_ACTIVITY_WINDOW.value, p.grain == Grain.DAY.value,
+            p.bucket == plan.bucket(Grain.DAY), p.computed_at == plan.computed_at,
+            p.tenant_id.is_not(None)),
+        sa.select(t.id).where(t.activated_at > plan.since, t.activated_at <= plan.as_of),
+    ).subquery("touched")
+    before = sa.func.coalesce(_latest(Metric.ACTIVE_PRACTICES, scope_of(t.id), NO_DIMENSION), 0)
+    return _moved(plan, sa.select(
+        t.id.label("tenant_id"), _name(Metric.ACTIVE_PRACTICES), _name(NO_DIMENSION, "dimension"),
+        (is_active - before).label("delta"),
+    ).select_from(touched.join(TENANTS, t.id == touched.c.tenant_id)))
+
+
+# -- outbox backlog --------------------------------------------------------------------------
+
+def outbox_backlog(plan: RollupPlan) -> sa.Insert:
+    """Events not yet handed to the workers, counted now (a partial index holds just those)."""
+    e = EVENTS.c
+    waiting = sa.select(no_tenant(), _name(Metric.OUTBOX_BACKLOG),
+                        _name(NO_DIMENSION, "dimension"), sa.func.count().label("value")
+                        ).where(e.dispatched_at.is_(None))
+    return _afresh(plan, waiting, [Metric.OUTBOX_BACKLOG], [], [NO_DIMENSION])
+
+
+# -- writing -------------------------------------------------------------------------------
+
+def _moved(plan: RollupPlan, deltas: Rows) -> sa.Insert:
+    """Move levels by `deltas` (tenant_id, metric, dimension, delta; rows of one key add up):
+    each practice's, and the platform's by the sum of all. Unmoved levels get no point."""
+    d = deltas.subquery("deltas")
+    summed = sa.select(d.c.tenant_id, d.c.metric, d.c.dimension,
+                       sa.func.sum(d.c.delta).label("delta")
+                       ).group_by(d.c.tenant_id, d.c.metric, d.c.dimension).cte("summed")
+    s = summed.c
+    moved = sa.union_all(
+        sa.select(s.metric, scope_of(s.tenant_id).label("scope"), s.dimension, s.tenant_id,
+                  s.delta).where(s.tenant_id.is_not(None)),
+        sa.select(s.metric, sa.literal(PLATFORM).label("scope"), s.dimension,
+                  no_tenant(), sa.func.sum(s.delta).label("delta"),
+                  ).group_by(s.metric, s.dimension),
+    ).subquery("moved")
+    m = moved.c
+    value = sa.func.coalesce(_latest(m.metric, m.scope, m.dimension), 0) + m.delta
+    return _written(plan, sa.select(m.metric, m.scope, m.dimension, m.tenant_id,
+                                    value.label("value")).where(m.delta != 0))
+
+
+def _afresh(plan: RollupPlan, values: Rows, metrics: Sequence[Metric],
+            tenant_dimensions: Sequence[str], platform_dimensions: Sequence[str]) -> sa.Insert:
+    """Set levels to `values` (tenant_id, metric, dimension, value; rows of one key add up), for
+    every practice and dimension, zeros included: nothing is left standing from before."""
+    v = values.subquery("values")
+    summed = sa.select(v.c.tenant_id, v.c.metric, v.c.dimension,
+                       sa.func.sum(v.c.value).label("value")
+                       ).group_by(v.c.tenant_id, v.c.metric, v.c.dimension).cte("summed")
+    s = summed.c
+    platform = sa.select(s.metric, s.dimension, sa.func.sum(s.value).label("value")
+                         ).group_by(s.metric, s.dimension).subquery("platform_sums")
+    keys = _keys(metrics, platform_dimensions).subquery("platform_keys")
+    rows = [sa.select(keys.c.metric, sa.literal(PLATFORM).label("scope"), keys.c.dimension,
+                      no_tenant(),
+                      sa.func.coalesce(platform.c.value, 0).label("value"),
+                      ).select_from(keys.outerjoin(platform, sa.and_(
+                          platform.c.metric == keys.c.metric,
+                          platform.c.dimension == keys.c.dimension)))]
+    if tenant_dimensions:
+        kinds = _keys(metrics, tenant_dimensions).subquery("tenant_keys")
+        t = TENANTS.c
+        rows.append(sa.select(
+            kinds.c.metric, scope_of(t.id).label("scope"), kinds.c.dimension,
+            t.id.label("tenant_id"), sa.func.coalesce(s.value, 0).label("value"),
+        ).select_from(TENANTS.join(kinds, sa.true()).outerjoin(summed, sa.and_(
+            s.tenant_id == t.id, s.metric == kinds.c.metric,
+            s.dimension == kinds.c.dimension))))
+    return _written(plan, sa.union_all(*rows))
+
+
+def _written(plan: RollupPlan, values: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
+    """Each (metric, scope, dimension, tenant_id, value) into the hour and the day of as_of."""
+    v = values.subquery("levels")
+    grains = sa.union_all(*(
+        sa.select(_name(grain.value, "grain"), at(plan.bucket(grain)).label("bucket"))
+        for grain in Grain)).subquery("grains")
+    return upsert_points(plan.dialect, sa.select(
+        v.c.metric, v.c.scope, grains.c.grain, grains.c.bucket, v.c.dimension, v.c.tenant_id,
+        v.c.value).select_from(v.join(grains, sa.true())), plan.computed_at)
+
+
+def _latest(metric: object, scope: object, dimension: object) -> sa.ScalarSelect[float]:
+    """A level's value as of the last rollup that moved it: its latest day point."""
+    earlier = POINTS.alias("earlier")
+    e = earlier.c
+    return sa.select(e.value).where(
+        e.metric == metric, e.scope == scope, e.grain == Grain.DAY.value, e.dimension == dimension,
+    ).order_by(e.bucket.desc()).limit(1).scalar_subquery()
+
+
+def _keys(metrics: Sequence[Metric], dimensions: Sequence[str]) -> sa.CompoundSelect[Any]:
+    return sa.union_all(*(sa.select(_name(metric), _name(dimension, "dimension"))
+                          for metric in metrics for dimension in dimensions))
+
+
+def _name(value: str, label: str = "metric") -> sa.Label[str]:
+    return sa.literal(value, sa.String()).label(label)
