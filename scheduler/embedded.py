@@ -6,13 +6,15 @@ import atexit
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from core.config import Settings
+from scheduler.jobs import JOBS, job_table
 from scheduler.leader import AlwaysLeader
 from scheduler.runner import add_jobs, scheduler_options
 
 
-def start_embedded_scheduler() -> BackgroundScheduler:
+def start_embedded_scheduler(settings: Settings | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(**scheduler_options())
-    add_jobs(scheduler, AlwaysLeader())
+    add_jobs(scheduler, AlwaysLeader(), job_table(settings) if settings else JOBS)
     scheduler.start()
     atexit.register(lambda: scheduler.shutdown(wait=False))
     return scheduler

@@ -19,6 +19,7 @@ from core.effects import HANDLERS
 from core.events import outbox
 from core.events.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
 from core.events.runner import ClaimHeld, GiveUp, run_batch, run_handler
+from core.metrics import rollup as metrics_rollup
 from core.onboarding import reminders as onboarding_reminders
 from workers.runtime import current_message, current_uow, runtime
 
@@ -114,10 +115,18 @@ def send_onboarding_reminders() -> None:
         pass
 
 
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=10 * MINUTE_MS)
+def rollup_metrics() -> None:
+    """Scheduled every 5 minutes: roll up what changed since the watermark. A failed run leaves
+    the watermark where it was, and the next tick does its work: no retries to pile up."""
+    metrics_rollup.run(current_uow())
+
+
 ALL_ACTORS: list[dramatiq.Actor[Any, Any]] = [
     *HANDLER_ACTORS.values(),
     write_audit,
     write_security_audit,
     relay_outbox,
     send_onboarding_reminders,
+    rollup_metrics,
 ]
