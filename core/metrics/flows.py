@@ -1,35 +1,44 @@
 """Flows: what happened within an hour or a day, recounted bucket by bucket from the rows'
 own timestamps. A recount replaces the bucket's figures, so it can run any number of times.
 
-Each function returns one statement: it reads the rows of the plan's days (the hours are
-among them), counts them per practice, bucket and dimension, adds the practices up into the
-platform's figures and UPSERTs the lot.
+Each function returns one statement: it counts the rows of the plan's hours per practice,
+hour and dimension, adds the practices up into the platform's figures, adds each day's hours
+up, and UPSERTs the lot. A person counts once per hour.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 
 from core.events.models import EVENTS, DeadLetter
 from core.events.types import EventType
 from core.identity.models import Account, Invitation
-from core.metrics.names import COUNTED_EVENT_TYPES, FLOW_EVENT_METRICS, NO_DIMENSION, Grain, Metric
+from core.metrics.names import (
+    COUNTED_EVENT_TYPES,
+    FLOW_EVENT_METRICS,
+    NO_DIMENSION,
+    PLATFORM,
+    Grain,
+    Metric,
+)
 from core.metrics.plan import RollupPlan
 from core.metrics.sql import (
+    POINTS,
     Rows,
     bucket_of,
     no_tenant,
     scope_of,
-    scoped,
     seconds_between,
     type_in,
     upsert_points,
     within,
 )
 from core.onboarding.models import OnboardingProgress
+
+# Every branch of a UNION that becomes points lists its columns in this order:
+# metric, scope, grain, bucket, dimension, tenant_id, value.
 
 # The rows a flow counts: (tenant_id, at, metric, dimension, who), filtered by time on `at`'s
 # own column so that its index serves the filter.
@@ -100,8 +109,10 @@ def dead_letters(plan: RollupPlan) -> sa.Insert:
 
 
 def onboarding_medians(plan: RollupPlan) -> sa.Insert:
-    """Median time from starting onboarding to completing it, of the completions in each bucket.
-    Medians do not add up: the platform's is taken over all its completions."""
+    """Median time from starting onboarding to completing it, of the completions in each bucket:
+    the platform's per hour and per day, a practice's per day. Medians do not add up, so a day's
+    is taken over all the day's completions (a practice's, where it completed someone in the
+    hours recounted)."""
     e, p = EVENTS.c, PROGRESS.c
     completions = sa.select(
         e.tenant_id, e.occurred_at.label("at"), p.role.label("dimension"),
@@ -110,13 +121,17 @@ def onboarding_medians(plan: RollupPlan) -> sa.Insert:
         type_in(e.type, COUNTED_EVENT_TYPES), e.type == EventType.ONBOARDING_COMPLETED.value,
         within(e.occurred_at, plan.day_spans, plan.as_of),
     ).cte("completions")
-    graded = _graded(plan, completions, "seconds").cte("graded")
-    g = graded.c
+    c = completions.c
+    in_hours = within(c.at, plan.hour_spans, plan.as_of)
+    day = bucket_of(c.at, Grain.DAY, plan.dialect).label("bucket")
     by_scope = sa.union_all(
-        sa.select(scope_of(g.tenant_id).label("scope"), g.tenant_id, g.grain, g.bucket,
-                  g.dimension, g.seconds).where(g.tenant_id.is_not(None)),
-        sa.select(sa.literal("platform").label("scope"), no_tenant(), g.grain,
-                  g.bucket, g.dimension, g.seconds),
+        sa.select(*_platform(), _name(Grain.HOUR.value, "grain"),
+                  bucket_of(c.at, Grain.HOUR, plan.dialect).label("bucket"), c.dimension,
+                  c.seconds).where(in_hours),
+        sa.select(*_platform(), _name(Grain.DAY.value, "grain"), day, c.dimension, c.seconds),
+        sa.select(scope_of(c.tenant_id).label("scope"), c.tenant_id,
+                  _name(Grain.DAY.value, "grain"), day, c.dimension, c.seconds).where(
+            c.tenant_id.in_(sa.select(c.tenant_id).where(in_hours))),
     ).cte("by_scope")
     s = by_scope.c
     partition = (s.scope, s.grain, s.bucket, s.dimension)
@@ -135,28 +150,70 @@ def onboarding_medians(plan: RollupPlan) -> sa.Insert:
 
 
 def _counted(plan: RollupPlan, source: RowSource) -> sa.Insert:
-    rows = source(lambda at: within(at, plan.day_spans, plan.as_of)).cte("flow_rows")
-    graded = _graded(plan, rows, None).cte("counted")
-    return upsert_points(plan.dialect, scoped(graded), plan.computed_at)
+    """The platform's hours are counted from the rows of the plan's hours, and each of its days
+    adds its hours up: those just counted and those this rollup left alone (read back from their
+    points). A practice's days are counted from its rows of the day, for the practices with rows
+    in those hours. So a tick reads the rows of the hours it recounts and the day's rows of the
+    practices they touch, and writes the points of those practices and the platform's."""
+    in_hours = source(lambda at: within(at, plan.hour_spans, plan.as_of)).cte("hour_rows")
+    h = in_hours.c
+    hour = bucket_of(h.at, Grain.HOUR, plan.dialect)
+    platform_hours = sa.select(
+        h.metric, _name(PLATFORM, "scope"), _name(Grain.HOUR.value, "grain"),
+        hour.label("bucket"), h.dimension, no_tenant(),
+        sa.func.count(sa.distinct(h.who)).label("value"),
+    ).group_by(h.metric, hour, h.dimension).cte("platform_hours")
+    ph = platform_hours.c
+    recounted = sa.select(ph.metric, ph.dimension).distinct().subquery("recounted")
+    kept_points = POINTS.alias("kept")
+    k = kept_points.c
+    kept = sa.select(k.metric, k.bucket, k.dimension, k.value).select_from(
+        recounted.join(kept_points, sa.and_(
+            k.metric == recounted.c.metric, k.scope == PLATFORM, k.grain == Grain.HOUR.value,
+            k.dimension == recounted.c.dimension)),
+    ).where(within(k.bucket, plan.day_spans, plan.as_of),
+            sa.not_(within(k.bucket, plan.hour_spans, plan.as_of))).subquery("kept_hours")
+    platform_day_hours = sa.union_all(
+        sa.select(ph.metric, ph.bucket, ph.dimension, ph.value), sa.select(*kept.c),
+    ).subquery("platform_day_hours")
+    d = platform_day_hours.c
+    platform_day = bucket_of(d.bucket, Grain.DAY, plan.dialect)
+    platform_days = sa.select(
+        d.metric, _name(PLATFORM, "scope"), _name(Grain.DAY.value, "grain"),
+        platform_day.label("bucket"), d.dimension, no_tenant(),
+        sa.func.sum(d.value).label("value"),
+    ).group_by(d.metric, platform_day, d.dimension)
+    return upsert_points(plan.dialect, sa.union_all(
+        sa.select(*ph), platform_days, _practice_days(plan, source, in_hours)),
+        plan.computed_at)
 
 
-def _graded(plan: RollupPlan, rows: sa.CTE, carry: str | None) -> sa.CompoundSelect[Any]:
-    """The rows twice: per hour (only those in the plan's hours) and per day. With `carry`,
-    that column is passed along row by row; without, rows are counted (distinct `who`)."""
-    c = rows.c
-    branches = []
-    for grain, where in ((Grain.HOUR, within(c.at, plan.hour_spans, plan.as_of)),
-                         (Grain.DAY, sa.true())):
-        bucket = bucket_of(c.at, grain, plan.dialect)
-        keys = [c.tenant_id, bucket.label("bucket"), c.dimension]
-        if carry is not None:
-            branches.append(sa.select(*keys, _name(grain.value, "grain"), c[carry]).where(where))
-            continue
-        branches.append(
-            sa.select(*keys, c.metric, _name(grain.value, "grain"),
-                      sa.func.count(sa.distinct(c.who)).label("value"))
-            .where(where).group_by(c.tenant_id, bucket, c.metric, c.dimension))
-    return sa.union_all(*branches)
+def _practice_days(plan: RollupPlan, source: RowSource, in_hours: sa.CTE) -> Rows:
+    """Each touched practice's days, counted per hour and added up, like the platform's."""
+    h = in_hours.c
+    touched = sa.select(h.tenant_id).where(h.tenant_id.is_not(None))
+    # Materialized: read by time (an index range over the days), then kept for the touched
+    # practices, rather than each touched practice's rows searched for the day's.
+    in_days = source(lambda at: within(at, plan.day_spans, plan.as_of)).cte("day_rows"
+                                                                            ).prefix_with(
+        "MATERIALIZED", dialect="postgresql")
+    r = in_days.c
+    hour = bucket_of(r.at, Grain.HOUR, plan.dialect)
+    hourly = sa.select(
+        r.tenant_id, r.metric, r.dimension, hour.label("hour"),
+        sa.func.count(sa.distinct(r.who)).label("value"),
+    ).where(r.tenant_id.in_(touched)).group_by(r.tenant_id, r.metric, hour, r.dimension
+                                               ).subquery("practice_hours")
+    p = hourly.c
+    day = bucket_of(p.hour, Grain.DAY, plan.dialect)
+    return sa.select(
+        p.metric, scope_of(p.tenant_id).label("scope"), _name(Grain.DAY.value, "grain"),
+        day.label("bucket"), p.dimension, p.tenant_id, sa.func.sum(p.value).label("value"),
+    ).group_by(p.metric, p.tenant_id, day, p.dimension)
+
+
+def _platform() -> tuple[sa.Label[str], sa.Label[object]]:
+    return sa.literal(PLATFORM).label("scope"), no_tenant()
 
 
 def _name(value: str, label: str = "metric") -> sa.Label[str]:

@@ -1,5 +1,6 @@
 """Levels: how things stand (people by role, active people, onboarding done, active practices,
-the outbox backlog), written into the hour and the day that the rollup's `as_of` falls in.
+the outbox backlog), written into the day that the rollup's `as_of` falls in (the platform's
+into its hour too).
 
 A full rollup counts each level from the tables, for every practice. An incremental one moves
 each level by what happened in (since, as_of] and nothing else: new accounts, the onboarding
@@ -129,11 +130,14 @@ def _active_afresh(plan: RollupPlan) -> sa.Insert:
         sa.func.max(e.occurred_at).label("last"),
     ).where(is_sign_in, e.occurred_at > plan.as_of - widest, e.occurred_at <= plan.as_of
             ).group_by(e.actor_account_id, e.tenant_id).cte("last_sign_ins")
-    values = sa.union_all(*(
-        sa.select(last.c.tenant_id, _name(metric), last.c.role.label("dimension"),
-                  sa.func.sum(sa.case((last.c.last > plan.as_of - window, 1), else_=0))
-                  .label("value")).group_by(last.c.tenant_id, last.c.role)
+    counts = sa.select(last.c.tenant_id, last.c.role, *(
+        sa.func.sum(sa.case((last.c.last > plan.as_of - window, 1), else_=0)).label(metric.value)
         for metric, window in ACTIVE_WINDOWS.items()
+    )).group_by(last.c.tenant_id, last.c.role).cte("active_counts")
+    values = sa.union_all(*(
+        sa.select(counts.c.tenant_id, _name(metric), counts.c.role.label("dimension"),
+                  counts.c[metric.value].label("value"))
+        for metric in ACTIVE_WINDOWS
     )).subquery("active")
     return _afresh(plan, sa.select(*values.c), list(ACTIVE_WINDOWS), TENANT_ROLES,
                    TENANT_ROLES + PLATFORM_ONLY_ROLES)
@@ -181,28 +185,54 @@ def active_practices(plan: RollupPlan) -> sa.Insert:
     """A practice is active when it is open and a member signed in within 30 days. Runs after
     `active_people`, whose points of this very rollup it reads."""
     t = TENANTS.c
-    members = sum((sa.func.coalesce(_latest(PRACTICE_ACTIVITY_WINDOW, scope_of(t.id), role), 0)
-                   for role in TENANT_ROLES), sa.literal(0))
-    is_active = sa.case((sa.and_(t.status == TenantStatus.ACTIVE.value, members > 0), 1), else_=0)
     if plan.since is None:
-        return _afresh(plan, sa.select(t.id.label("tenant_id"), _name(Metric.ACTIVE_PRACTICES),
-                                       _name(NO_DIMENSION, "dimension"),
-                                       is_active.label("value")),
-                       [Metric.ACTIVE_PRACTICES], [NO_DIMENSION], [NO_DIMENSION])
-    # Practices whose members' activity moved in this rollup, or that opened meanwhile.
-    p = POINTS.c
-    touched = sa.union(
-        sa.select(p.tenant_id).where(
+        # The full rollup just gave every practice a point for this day: count from those.
+        p = POINTS.c
+        members = sa.select(p.tenant_id, sa.func.sum(p.value).label("value")).where(
             p.metric == PRACTICE_ACTIVITY_WINDOW.value, p.grain == Grain.DAY.value,
-            p.bucket == plan.bucket(Grain.DAY), p.computed_at == plan.computed_at,
-            p.tenant_id.is_not(None)),
-        sa.select(t.id).where(t.activated_at > plan.since, t.activated_at <= plan.as_of),
-    ).subquery("touched")
-    before = sa.func.coalesce(_latest(Metric.ACTIVE_PRACTICES, scope_of(t.id), NO_DIMENSION), 0)
+            p.bucket == plan.bucket(Grain.DAY), p.tenant_id.is_not(None),
+        ).group_by(p.tenant_id).subquery("members")
+        is_active = _open_with(t.status, sa.func.coalesce(members.c.value, 0))
+        return _afresh(plan, sa.select(
+            t.id.label("tenant_id"), _name(Metric.ACTIVE_PRACTICES),
+            _name(NO_DIMENSION, "dimension"), is_active.label("value"),
+        ).select_from(TENANTS.outerjoin(members, members.c.tenant_id == t.id)),
+            [Metric.ACTIVE_PRACTICES], [NO_DIMENSION], [NO_DIMENSION])
+    touched = _touched_practices(plan)
+    c = touched.c
+    signed_in: sa.ColumnElement[float] = sum(
+        (sa.func.coalesce(_latest(PRACTICE_ACTIVITY_WINDOW, c.scope, role), 0)
+         for role in TENANT_ROLES), sa.literal(0))
+    before = sa.func.coalesce(_latest(Metric.ACTIVE_PRACTICES, c.scope, NO_DIMENSION), 0)
     return _moved(plan, sa.select(
-        t.id.label("tenant_id"), _name(Metric.ACTIVE_PRACTICES), _name(NO_DIMENSION, "dimension"),
-        (is_active - before).label("delta"),
-    ).select_from(touched.join(TENANTS, t.id == touched.c.tenant_id)))
+        c.tenant_id, _name(Metric.ACTIVE_PRACTICES), _name(NO_DIMENSION, "dimension"),
+        (_open_with(c.status, signed_in) - before).label("delta")))
+
+
+def _touched_practices(plan: RollupPlan) -> sa.CTE:
+    """Practices whose members signed in meanwhile or 30 days before (the only sign-ins that
+    can move the 30-day window), or that opened meanwhile; with their scope. Materialized: row-
+    level security keeps PostgreSQL from looking points up by an expression of another table's
+    columns (uuid to text is not leakproof), not by a plain value."""
+    assert plan.since is not None
+    since, as_of = plan.since, plan.as_of
+    window = ACTIVE_WINDOWS[PRACTICE_ACTIVITY_WINDOW]
+    events, is_sign_in, _role = _sign_ins("practice_sign_ins")
+    e, t = events.c, TENANTS.c
+    ids = sa.union(
+        sa.select(e.tenant_id).where(is_sign_in, e.tenant_id.is_not(None), sa.or_(
+            sa.and_(e.occurred_at > since, e.occurred_at <= as_of),
+            sa.and_(e.occurred_at > since - window, e.occurred_at <= as_of - window))),
+        sa.select(t.id).where(t.activated_at > since, t.activated_at <= as_of),
+    ).subquery("touched_ids")
+    return sa.select(t.id.label("tenant_id"), t.status, scope_of(t.id).label("scope")).join(
+        ids, ids.c.tenant_id == t.id).cte("touched").prefix_with("MATERIALIZED",
+                                                                 dialect="postgresql")
+
+
+def _open_with(status: sa.ColumnElement[str], members: sa.ColumnElement[float]
+               ) -> sa.ColumnElement[int]:
+    return sa.case((sa.and_(status == TenantStatus.ACTIVE.value, members > 0), 1), else_=0)
 
 
 # -- outbox backlog --------------------------------------------------------------------------
@@ -232,7 +262,7 @@ def _moved(plan: RollupPlan, deltas: Rows) -> sa.Insert:
         sa.select(s.metric, sa.literal(PLATFORM).label("scope"), s.dimension,
                   no_tenant(), sa.func.sum(s.delta).label("delta"),
                   ).group_by(s.metric, s.dimension),
-    ).subquery("moved")
+    ).cte("moved").prefix_with("MATERIALIZED", dialect="postgresql")  # see _touched_practices
     m = moved.c
     value = sa.func.coalesce(_latest(m.metric, m.scope, m.dimension), 0) + m.delta
     return _written(plan, sa.select(m.metric, m.scope, m.dimension, m.tenant_id,
@@ -270,14 +300,16 @@ def _afresh(plan: RollupPlan, values: Rows, metrics: Sequence[Metric],
 
 
 def _written(plan: RollupPlan, values: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
-    """Each (metric, scope, dimension, tenant_id, value) into the hour and the day of as_of."""
-    v = values.subquery("levels")
+    """Each (metric, scope, dimension, tenant_id, value) into the day of as_of, and the
+    platform's into its hour as well (a practice's levels are read by the day)."""
+    v = values.cte("levels").prefix_with("MATERIALIZED", dialect="postgresql")
     grains = sa.union_all(*(
         sa.select(_name(grain.value, "grain"), at(plan.bucket(grain)).label("bucket"))
         for grain in Grain)).subquery("grains")
     return upsert_points(plan.dialect, sa.select(
         v.c.metric, v.c.scope, grains.c.grain, grains.c.bucket, v.c.dimension, v.c.tenant_id,
-        v.c.value).select_from(v.join(grains, sa.true())), plan.computed_at)
+        v.c.value).select_from(v.join(grains, sa.or_(
+            v.c.tenant_id.is_(None), grains.c.grain == Grain.DAY.value))), plan.computed_at)
 
 
 def _latest(metric: object, scope: object, dimension: object) -> sa.ScalarSelect[float]:

@@ -66,10 +66,12 @@ def upgrade() -> None:
     op.create_index("ix_accounts_created_at", "accounts", ["created_at"])
     op.create_index("ix_invitations_expires_at", "invitations", ["expires_at"])
     op.create_index("ix_dead_letters_failed_at", "dead_letters", ["failed_at"])
-    op.create_index("ix_events_counted_occurred", "events", ["occurred_at"],
+    op.create_index("ix_events_counted_type_occurred", "events", ["type", "occurred_at"],
                     postgresql_where=sa.text(COUNTED_EVENTS), sqlite_where=sa.text(COUNTED_EVENTS))
     op.create_index("ix_events_sign_ins_account", "events", ["actor_account_id", "occurred_at"],
                     postgresql_where=sa.text(SIGN_INS), sqlite_where=sa.text(SIGN_INS))
+    op.create_index("ix_onboarding_progress_tenant_role", "onboarding_progress",
+                    ["tenant_id", "role"], postgresql_include=["started_at", "completed_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE metric_points ENABLE ROW LEVEL SECURITY")
         op.execute("ALTER TABLE metric_points FORCE ROW LEVEL SECURITY")
@@ -77,8 +79,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_onboarding_progress_tenant_role", table_name="onboarding_progress")
     op.drop_index("ix_events_sign_ins_account", table_name="events")
-    op.drop_index("ix_events_counted_occurred", table_name="events")
+    op.drop_index("ix_events_counted_type_occurred", table_name="events")
     op.drop_index("ix_dead_letters_failed_at", table_name="dead_letters")
     op.drop_index("ix_invitations_expires_at", table_name="invitations")
     op.drop_index("ix_accounts_created_at", table_name="accounts")

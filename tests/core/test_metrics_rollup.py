@@ -154,13 +154,14 @@ def test_exact_figures_for_two_practices_and_the_platform(db, monday, moving_clo
         ("active_practices", ""): 2,
         ("outbox_backlog", ""): undispatched(db),
     }
-    # Hours: Walker's completion is the 10 o'clock one.
-    harbour_ten = day_figures(db, scope_of(db, harbour.tenant.id), at(10), "hour")
-    assert harbour_ten[("onboarding_completed", "client")] == 1
-    assert harbour_ten[("onboarding_median_seconds", "client")] == 2700
-    assert ("signups", "client") not in harbour_ten
-    assert day_figures(db, scope_of(db, harbour.tenant.id), at(9), "hour")[
-        ("signups", "client")] == 2
+    # The platform's hours too (a practice's figures are by the day): Walker's completion is
+    # the 10 o'clock one; the levels stand in the hour of the rollup.
+    ten = day_figures(db, "platform", at(10), "hour")
+    assert (ten[("onboarding_completed", "client")], ten[("onboarding_median_seconds", "client")],
+            ten[("people", "client")], ten[("active_practices", "")]) == (1, 2700, 4, 2)
+    assert ("signups", "client") not in ten
+    assert day_figures(db, "platform", at(9), "hour")[("signups", "client")] == 4
+    assert day_figures(db, scope_of(db, harbour.tenant.id), at(10), "hour") == {}
 
     with system_session(db) as session:
         figures = read.figures(session)
@@ -199,9 +200,8 @@ def test_a_tick_recounts_only_the_buckets_that_changed(db, monday, moving_clock)
     assert (tick.since, tick.as_of) == (at(10, 29), at(12, 9))
     assert (tick.hours, tick.days) == ((at(11),), (DAY,))
 
-    harbour_scope = scope_of(db, harbour.tenant.id)
-    assert day_figures(db, harbour_scope, at(11), "hour") == {("invitations_sent", ""): 1}
-    assert day_figures(db, harbour_scope)[("invitations_sent", "")] == 2
+    assert day_figures(db, "platform", at(11), "hour") == {("invitations_sent", ""): 1}
+    assert day_figures(db, scope_of(db, harbour.tenant.id))[("invitations_sent", "")] == 2
     assert day_figures(db, "platform")[("invitations_sent", "")] == 3
     with system_session(db) as session:
         untouched = session.execute(sa.select(MetricPoint.computed_at).where(
