@@ -9,6 +9,8 @@ up, and UPSERTs the lot. A person counts once per hour.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -23,7 +25,7 @@ from core.metrics.names import (
     Grain,
     Metric,
 )
-from core.metrics.plan import RollupPlan
+from core.metrics.plan import RollupPlan, Span
 from core.metrics.sql import (
     POINTS,
     Rows,
@@ -51,68 +53,62 @@ PROGRESS: sa.Table = OnboardingProgress.__table__  # type: ignore[assignment]
 _INVITATION_EVENTS = (EventType.INVITATION_SENT.value, EventType.INVITATION_ACCEPTED.value)
 
 
-def signups(plan: RollupPlan) -> sa.Insert:
-    def rows(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
-        a = ACCOUNTS.c
-        return sa.select(a.tenant_id, a.created_at.label("at"), _name(Metric.SIGNUPS),
-                         a.role.label("dimension"), a.id.label("who")).where(when(a.created_at))
-
-    return _counted(plan, rows)
+def counts(plan: RollupPlan) -> sa.Insert | None:
+    """Sign-ups by role; onboarding starts, stage completions (the funnel) and completions by
+    role; invitations sent, accepted and expired. Each is a count of rows: one statement."""
+    return _counted(plan, _signups, _event_flows, _expired_invitations)
 
 
-def event_flows(plan: RollupPlan) -> sa.Insert:
-    """Onboarding starts, stage completions (the funnel) and completions, by role; invitations
-    sent and accepted. A person counts once per bucket, however often they redid a stage."""
-
-    def rows(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
-        e = EVENTS.c
-        role = e.payload["role"].as_string()
-        metric = sa.case({t: m.value for t, m in FLOW_EVENT_METRICS.items()}, value=e.type)
-        dimension = sa.case(
-            (e.type == EventType.ONBOARDING_STAGE_COMPLETED.value,
-             role + ":" + e.payload["stage"].as_string()),
-            (e.type.in_(_INVITATION_EVENTS), NO_DIMENSION),
-            else_=role)
-        who = sa.case((e.type.in_(_INVITATION_EVENTS), e.id), else_=e.actor_account_id)
-        return sa.select(e.tenant_id, e.occurred_at.label("at"), metric.label("metric"),
-                         dimension.label("dimension"), who.label("who")).where(
-            type_in(e.type, COUNTED_EVENT_TYPES), type_in(e.type, tuple(FLOW_EVENT_METRICS)),
-            when(e.occurred_at))
-
-    return _counted(plan, rows)
-
-
-def expired_invitations(plan: RollupPlan) -> sa.Insert:
-    """Invitations whose time ran out unused, in the bucket where it ran out."""
-
-    def rows(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
-        i = INVITATIONS.c
-        unused = sa.and_(i.accepted_at.is_(None),
-                         sa.or_(i.revoked_at.is_(None), i.revoked_at > i.expires_at))
-        return sa.select(i.tenant_id, i.expires_at.label("at"),
-                         _name(Metric.INVITATIONS_EXPIRED), _name(NO_DIMENSION, "dimension"),
-                         i.id.label("who")).where(unused, when(i.expires_at))
-
-    return _counted(plan, rows)
-
-
-def dead_letters(plan: RollupPlan) -> sa.Insert:
+def dead_letters(plan: RollupPlan) -> sa.Insert | None:
     """Messages that ran out of retries, by queue: a platform figure (no practice owns them)."""
-
-    def rows(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
-        d = DEAD_LETTERS.c
-        return sa.select(no_tenant(), d.failed_at.label("at"),
-                         _name(Metric.DEAD_LETTERS), d.queue.label("dimension"),
-                         d.id.label("who")).where(when(d.failed_at))
-
-    return _counted(plan, rows)
+    return _counted(plan, _dead_letters)
 
 
-def onboarding_medians(plan: RollupPlan) -> sa.Insert:
+def _signups(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
+    a = ACCOUNTS.c
+    return sa.select(a.tenant_id, a.created_at.label("at"), _name(Metric.SIGNUPS),
+                     a.role.label("dimension"), a.id.label("who")).where(when(a.created_at))
+
+
+def _event_flows(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
+    e = EVENTS.c
+    role = e.payload["role"].as_string()
+    metric = sa.case({t: m.value for t, m in FLOW_EVENT_METRICS.items()}, value=e.type)
+    dimension = sa.case(
+        (e.type == EventType.ONBOARDING_STAGE_COMPLETED.value,
+         role + ":" + e.payload["stage"].as_string()),
+        (e.type.in_(_INVITATION_EVENTS), NO_DIMENSION),
+        else_=role)
+    who = sa.case((e.type.in_(_INVITATION_EVENTS), e.id), else_=e.actor_account_id)
+    return sa.select(e.tenant_id, e.occurred_at.label("at"), metric.label("metric"),
+                     dimension.label("dimension"), who.label("who")).where(
+        type_in(e.type, COUNTED_EVENT_TYPES), type_in(e.type, tuple(FLOW_EVENT_METRICS)),
+        when(e.occurred_at))
+
+
+def _expired_invitations(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
+    """Invitations whose time ran out unused, in the bucket where it ran out."""
+    i = INVITATIONS.c
+    unused = sa.and_(i.accepted_at.is_(None),
+                     sa.or_(i.revoked_at.is_(None), i.revoked_at > i.expires_at))
+    return sa.select(i.tenant_id, i.expires_at.label("at"), _name(Metric.INVITATIONS_EXPIRED),
+                     _name(NO_DIMENSION, "dimension"), i.id.label("who")).where(
+        unused, when(i.expires_at))
+
+
+def _dead_letters(when: Callable[..., sa.ColumnElement[bool]]) -> Rows:
+    d = DEAD_LETTERS.c
+    return sa.select(no_tenant(), d.failed_at.label("at"), _name(Metric.DEAD_LETTERS),
+                     d.queue.label("dimension"), d.id.label("who")).where(when(d.failed_at))
+
+
+def onboarding_medians(plan: RollupPlan) -> sa.Insert | None:
     """Median time from starting onboarding to completing it, of the completions in each bucket:
     the platform's per hour and per day, a practice's per day. Medians do not add up, so a day's
     is taken over all the day's completions (a practice's, where it completed someone in the
     hours recounted)."""
+    if not plan.hours:
+        return None
     e, p = EVENTS.c, PROGRESS.c
     completions = sa.select(
         e.tenant_id, e.occurred_at.label("at"), p.role.label("dimension"),
@@ -149,13 +145,15 @@ def onboarding_medians(plan: RollupPlan) -> sa.Insert:
     return upsert_points(plan.dialect, medians, plan.computed_at)
 
 
-def _counted(plan: RollupPlan, source: RowSource) -> sa.Insert:
+def _counted(plan: RollupPlan, *sources: RowSource) -> sa.Insert | None:
     """The platform's hours are counted from the rows of the plan's hours, and each of its days
     adds its hours up: those just counted and those this rollup left alone (read back from their
     points). A practice's days are counted from its rows of the day, for the practices with rows
     in those hours. So a tick reads the rows of the hours it recounts and the day's rows of the
     practices they touch, and writes the points of those practices and the platform's."""
-    in_hours = source(lambda at: within(at, plan.hour_spans, plan.as_of)).cte("hour_rows")
+    if not plan.hours:
+        return None
+    in_hours = _rows(sources, plan.hour_spans, plan.as_of).cte("hour_rows")
     h = in_hours.c
     hour = bucket_of(h.at, Grain.HOUR, plan.dialect)
     platform_hours = sa.select(
@@ -184,18 +182,17 @@ def _counted(plan: RollupPlan, source: RowSource) -> sa.Insert:
         sa.func.sum(d.value).label("value"),
     ).group_by(d.metric, platform_day, d.dimension)
     return upsert_points(plan.dialect, sa.union_all(
-        sa.select(*ph), platform_days, _practice_days(plan, source, in_hours)),
+        sa.select(*ph), platform_days, _practice_days(plan, sources, in_hours)),
         plan.computed_at)
 
 
-def _practice_days(plan: RollupPlan, source: RowSource, in_hours: sa.CTE) -> Rows:
+def _practice_days(plan: RollupPlan, sources: tuple[RowSource, ...], in_hours: sa.CTE) -> Rows:
     """Each touched practice's days, counted per hour and added up, like the platform's."""
     h = in_hours.c
     touched = sa.select(h.tenant_id).where(h.tenant_id.is_not(None))
     # Materialized: read by time (an index range over the days), then kept for the touched
     # practices, rather than each touched practice's rows searched for the day's.
-    in_days = source(lambda at: within(at, plan.day_spans, plan.as_of)).cte("day_rows"
-                                                                            ).prefix_with(
+    in_days = _rows(sources, plan.day_spans, plan.as_of).cte("day_rows").prefix_with(
         "MATERIALIZED", dialect="postgresql")
     r = in_days.c
     hour = bucket_of(r.at, Grain.HOUR, plan.dialect)
@@ -210,6 +207,12 @@ def _practice_days(plan: RollupPlan, source: RowSource, in_hours: sa.CTE) -> Row
         p.metric, scope_of(p.tenant_id).label("scope"), _name(Grain.DAY.value, "grain"),
         day.label("bucket"), p.dimension, p.tenant_id, sa.func.sum(p.value).label("value"),
     ).group_by(p.metric, p.tenant_id, day, p.dimension)
+
+
+def _rows(sources: tuple[RowSource, ...], spans: tuple[Span, ...], as_of: datetime
+          ) -> Rows | sa.CompoundSelect[Any]:
+    selects = [source(lambda at: within(at, spans, as_of)) for source in sources]
+    return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 
 def _platform() -> tuple[sa.Label[str], sa.Label[object]]:

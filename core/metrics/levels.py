@@ -4,7 +4,7 @@ into its hour too).
 
 A full rollup counts each level from the tables, for every practice. An incremental one moves
 each level by what happened in (since, as_of] and nothing else: new accounts, the onboarding
-events (started, completed, reopened), sign-ins entering or leaving each window. Those are all
+events (completed, reopened), sign-ins entering or leaving each window. Those are all
 recorded with their time, in the transaction that made the change, so the old value plus the
 change is the new value, exactly; only the levels that moved get a new point.
 """
@@ -41,8 +41,7 @@ from core.tenancy.models import Tenant, TenantStatus
 ACCOUNTS: sa.Table = Account.__table__  # type: ignore[assignment]
 PROGRESS: sa.Table = OnboardingProgress.__table__  # type: ignore[assignment]
 TENANTS: sa.Table = Tenant.__table__  # type: ignore[assignment]
-_ONBOARDING_EVENTS = (EventType.ONBOARDING_STARTED.value, EventType.ONBOARDING_COMPLETED.value,
-                      EventType.ONBOARDING_REOPENED.value)
+_ONBOARDING_EVENTS = (EventType.ONBOARDING_COMPLETED.value, EventType.ONBOARDING_REOPENED.value)
 
 
 # -- people by role ------------------------------------------------------------------------
@@ -65,42 +64,45 @@ def people(plan: RollupPlan) -> sa.Insert:
                    [Metric.PEOPLE], TENANT_ROLES, TENANT_ROLES + PLATFORM_ONLY_ROLES)
 
 
-# -- onboarding: how many have one, how many have completed it -------------------------------
+# -- onboarding: how many have completed it --------------------------------------------------
+# Every client and therapist account starts its onboarding when it is created (in the same
+# transaction: core.identity.service._new_account), so the people who have one are the people
+# of those roles, and only those who have not finished it need counting.
 
 def onboarding(plan: RollupPlan) -> sa.Insert:
+    """People whose onboarding is complete. Runs after `people`, whose points it reads."""
     if plan.since is not None:
-        return _moved(plan, _onboarding_events(after=plan.since, until=plan.as_of, sign=1))
-    p = PROGRESS.c
-    # How things stand now, wound back by the events after as_of.
-    now = sa.select(
-        p.tenant_id, p.role,
-        sa.func.sum(sa.case((p.started_at <= plan.as_of, 1), else_=0)).label("started"),
-        sa.func.count(p.completed_at).label("done"),
-    ).group_by(p.tenant_id, p.role).cte("onboarding_now")
-    n = now.c
+        moves = _onboarding_moves(after=plan.since, until=plan.as_of, sign=1).subquery("moves")
+        return _moved(plan, sa.select(moves.c.tenant_id, _name(Metric.ONBOARDING_DONE),
+                                      moves.c.role.label("dimension"), moves.c.delta))
+    a, p, points = ACCOUNTS.c, PROGRESS.c, POINTS.c
+    # Done as of as_of: the people then, less those not done now (a partial index holds just
+    # them), wound back by what happened since: accounts created, completions, reopenings.
     values = sa.union_all(
-        sa.select(n.tenant_id, _name(Metric.ONBOARDING_PEOPLE), n.role.label("dimension"),
-                  n.started.label("delta")),
-        sa.select(n.tenant_id, _name(Metric.ONBOARDING_DONE), n.role, n.done),
-        _onboarding_events(after=plan.as_of, until=None, sign=-1),
-    ).subquery("onboarding")
-    return _afresh(plan, sa.select(values.c.tenant_id, values.c.metric, values.c.dimension,
-                                   values.c.delta.label("value")),
-                   [Metric.ONBOARDING_PEOPLE, Metric.ONBOARDING_DONE], ONBOARDING_ROLES,
-                   ONBOARDING_ROLES)
+        sa.select(points.tenant_id, points.dimension, points.value).where(
+            points.metric == Metric.PEOPLE.value, points.grain == Grain.DAY.value,
+            points.bucket == plan.bucket(Grain.DAY), points.tenant_id.is_not(None),
+            points.dimension.in_(ONBOARDING_ROLES)),
+        sa.select(a.tenant_id, a.role, sa.func.count()).where(
+            a.created_at > plan.as_of, a.tenant_id.is_not(None)).group_by(a.tenant_id, a.role),
+        sa.select(p.tenant_id, p.role, -sa.func.count()).where(p.completed_at.is_(None))
+        .group_by(p.tenant_id, p.role),
+        _onboarding_moves(after=plan.as_of, until=None, sign=-1),
+    ).subquery("onboarding_done")
+    v = values.c
+    return _afresh(plan, sa.select(v.tenant_id, _name(Metric.ONBOARDING_DONE),
+                                   v.dimension, v.value),
+                   [Metric.ONBOARDING_DONE], ONBOARDING_ROLES, ONBOARDING_ROLES)
 
 
-def _onboarding_events(*, after: datetime, until: datetime | None, sign: int) -> Rows:
-    """(tenant_id, metric, dimension, delta) per onboarding event in (after, until]: started
-    adds a person, completed adds one done, reopened takes one away; times `sign`."""
+def _onboarding_moves(*, after: datetime, until: datetime | None, sign: int) -> Rows:
+    """(tenant_id, role, delta) per onboarding event in (after, until]: a completion adds one
+    done, a reopening takes one away; times `sign`."""
     e, a = EVENTS.c, ACCOUNTS.c
     reopened = e.type == EventType.ONBOARDING_REOPENED.value
-    metric = sa.case((e.type == EventType.ONBOARDING_STARTED.value,
-                      Metric.ONBOARDING_PEOPLE.value), else_=Metric.ONBOARDING_DONE.value)
     when = [e.occurred_at > after] + ([e.occurred_at <= until] if until is not None else [])
     return sa.select(
-        a.tenant_id, metric.label("metric"), a.role.label("dimension"),
-        (sa.case((reopened, -1), else_=1) * sign).label("delta"),
+        a.tenant_id, a.role, (sa.case((reopened, -1), else_=1) * sign).label("delta"),
     ).select_from(EVENTS.join(ACCOUNTS, a.id == e.actor_account_id)).where(
         type_in(e.type, COUNTED_EVENT_TYPES), type_in(e.type, _ONBOARDING_EVENTS), *when)
 

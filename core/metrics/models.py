@@ -63,7 +63,7 @@ def _type_in(types: tuple[str, ...]) -> sa.TextClause:
 
 
 # The incremental rollup reads only what happened since its last run; each of these lets it
-# find those rows without reading the table. (The last one is the full rollup's.)
+# find those rows without reading the table. (The last one serves the full rollup.)
 ROLLUP_INDEXES = (
     # Sign-ups since the watermark (and the accounts created after a full rollup's cut-off).
     sa.Index("ix_accounts_created_at", Account.__table__.c.created_at),
@@ -78,10 +78,10 @@ ROLLUP_INDEXES = (
     # An account's previous sign-in: did it just become active, or was it already?
     sa.Index("ix_events_sign_ins_account", EVENTS.c.actor_account_id, EVENTS.c.occurred_at,
              postgresql_where=_type_in(SIGN_IN_TYPES), sqlite_where=_type_in(SIGN_IN_TYPES)),
-    # How many people per practice and role have an onboarding, and have completed it: read
-    # from this index alone instead of every row's drafts. Neither time changes on an
-    # auto-save, so those updates stay HOT.
-    sa.Index("ix_onboarding_progress_tenant_role", OnboardingProgress.__table__.c.tenant_id,
+    # People per practice and role who have not finished their onboarding: a full rollup counts
+    # them from this index alone (the finished, most of the table, are everyone else).
+    sa.Index("ix_onboarding_progress_unfinished_tenant", OnboardingProgress.__table__.c.tenant_id,
              OnboardingProgress.__table__.c.role,
-             postgresql_include=["started_at", "completed_at"]),
+             postgresql_where=sa.text("completed_at IS NULL"),
+             sqlite_where=sa.text("completed_at IS NULL")),
 )

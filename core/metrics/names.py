@@ -36,8 +36,8 @@ class Metric(StrEnum):
     ACTIVE_1D = "active_1d"  # people who signed in within a day, by role
     ACTIVE_7D = "active_7d"
     ACTIVE_30D = "active_30d"
-    ONBOARDING_PEOPLE = "onboarding_people"  # people with an onboarding, by role
-    ONBOARDING_DONE = "onboarding_done"  # of those, how many have completed it now
+    # Of the people with an onboarding (every client and therapist), those who completed it.
+    ONBOARDING_DONE = "onboarding_done"
     ACTIVE_PRACTICES = "active_practices"  # active, and a member signed in within 30 days
     OUTBOX_BACKLOG = "outbox_backlog"  # platform only: events not yet handed to the workers
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.metrics.models import MetricPoint
-from core.metrics.names import ACTIVE_WINDOWS, LEVELS, PLATFORM, Grain, Metric
+from core.metrics.names import ACTIVE_WINDOWS, LEVELS, ONBOARDING_ROLES, PLATFORM, Grain, Metric
 from core.metrics.plan import floor
 from core.metrics.rollup import as_of
 from core.metrics.sql import scope_of
@@ -45,7 +45,8 @@ class Figures:
     # Window ("1d", "7d", "30d") → role → people who signed in within it.
     active_people: dict[str, dict[str, int]]
     people_by_role: dict[str, int]
-    onboarding_completion_rate: float | None  # of everyone with an onboarding; None: nobody
+    # Of every client and therapist (each has an onboarding); None: nobody yet.
+    onboarding_completion_rate: float | None
     completion_rate_by_role: dict[str, float | None]
 
     @property
@@ -83,7 +84,10 @@ def report(session: Session, *, days: int = 30, tenant_id: uuid.UUID | None = No
 
 def figures(session: Session, *, tenant_id: uuid.UUID | None = None) -> Figures:
     latest = _latest_levels(session, tenant_id)
-    done, started = latest.get(Metric.ONBOARDING_DONE, {}), latest.get(Metric.ONBOARDING_PEOPLE, {})
+    done = latest.get(Metric.ONBOARDING_DONE, {})
+    # Every client and therapist has an onboarding (see core.metrics.levels.onboarding).
+    started = {role: count for role, count in latest.get(Metric.PEOPLE, {}).items()
+               if role in ONBOARDING_ROLES}
     watermark = as_of(session)
     return Figures(
         scope=PLATFORM if tenant_id is None else str(tenant_id),

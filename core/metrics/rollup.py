@@ -35,11 +35,12 @@ log = logging.getLogger(__name__)
 LAG = timedelta(minutes=1)
 WATERMARK = "points"
 
-Family = Callable[[RollupPlan], sa.Insert]
-# Flows first; among the levels, practices read the active people just written.
+# One statement each; None when it has nothing to do (no hour to recount).
+Family = Callable[[RollupPlan], sa.Insert | None]
+# Flows first; among the levels, onboarding reads the people and practices read the active
+# people just written.
 FAMILIES: tuple[Family, ...] = (
-    flows.signups, flows.event_flows, flows.expired_invitations, flows.dead_letters,
-    flows.onboarding_medians,
+    flows.counts, flows.dead_letters, flows.onboarding_medians,
     levels.people, levels.onboarding, levels.active_people, levels.active_practices,
     levels.outbox_backlog,
 )
@@ -84,8 +85,10 @@ def run(uow: UnitOfWork, *, now: datetime | None = None, full: bool = False,
     return RollupReport(plan.as_of, plan.since, plan.hours, plan.days, written)
 
 
-def _execute(session: Session, statement: sa.Insert) -> int:
+def _execute(session: Session, statement: sa.Insert | None) -> int:
     """Run one family's statement; how many points it wrote."""
+    if statement is None:
+        return 0
     result: sa.CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
     if session.get_bind().dialect.name == "sqlite":
         # pysqlite counts rows only for statements that begin with INSERT, not WITH.

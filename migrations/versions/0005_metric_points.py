@@ -70,8 +70,9 @@ def upgrade() -> None:
                     postgresql_where=sa.text(COUNTED_EVENTS), sqlite_where=sa.text(COUNTED_EVENTS))
     op.create_index("ix_events_sign_ins_account", "events", ["actor_account_id", "occurred_at"],
                     postgresql_where=sa.text(SIGN_INS), sqlite_where=sa.text(SIGN_INS))
-    op.create_index("ix_onboarding_progress_tenant_role", "onboarding_progress",
-                    ["tenant_id", "role"], postgresql_include=["started_at", "completed_at"])
+    op.create_index("ix_onboarding_progress_unfinished_tenant", "onboarding_progress",
+                    ["tenant_id", "role"], postgresql_where=sa.text("completed_at IS NULL"),
+                    sqlite_where=sa.text("completed_at IS NULL"))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("ALTER TABLE metric_points ENABLE ROW LEVEL SECURITY")
         op.execute("ALTER TABLE metric_points FORCE ROW LEVEL SECURITY")
@@ -79,7 +80,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_onboarding_progress_tenant_role", table_name="onboarding_progress")
+    op.drop_index("ix_onboarding_progress_unfinished_tenant", table_name="onboarding_progress")
     op.drop_index("ix_events_sign_ins_account", table_name="events")
     op.drop_index("ix_events_counted_type_occurred", table_name="events")
     op.drop_index("ix_dead_letters_failed_at", table_name="dead_letters")
