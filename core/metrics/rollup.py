@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.db import insert_ignoring_conflicts
 from core.events.models import EVENTS
-from core.metrics import flows, levels
+from core.metrics import activity, flows, levels
 from core.metrics.flows import ACCOUNTS, DEAD_LETTERS, INVITATIONS
 from core.metrics.models import MetricRollup
 from core.metrics.names import COUNTED_EVENT_TYPES, FLOW_EVENT_METRICS, Grain
@@ -41,7 +41,7 @@ Family = Callable[[RollupPlan], sa.Insert | None]
 # people just written.
 FAMILIES: tuple[Family, ...] = (
     flows.counts, flows.dead_letters, flows.onboarding_medians,
-    levels.people, levels.onboarding, levels.active_people, levels.active_practices,
+    levels.people, levels.onboarding, activity.active_people, activity.active_practices,
     levels.outbox_backlog,
 )
 
