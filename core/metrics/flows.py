@@ -1,9 +1,9 @@
-"""Flows: what happened within an hour or a day, recounted bucket by bucket from the rows'
-own timestamps. A recount replaces the bucket's figures, so it can run any number of times.
+"""Flows: what happened within an hour or a day, counted from the rows' own timestamps. A
+recount replaces a bucket's figures, so it can run any number of times.
 
-Each function returns one statement: it counts the rows of the plan's hours per practice,
-hour and dimension, adds the practices up into the platform's figures, adds each day's hours
-up, and UPSERTs the lot. A person counts once per hour.
+The platform's flows are kept per hour and per day, a practice's per day (a few events an hour
+are noise, not a chart). A person counts once per hour, and a day adds its hours up. Each
+function returns one statement, or None when the plan has no hour to recount.
 """
 
 from __future__ import annotations
