@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core import clock
+from core.config import ConfigError, Settings
 from core.metrics import read
 from core.tenancy.context import system_session
 from scheduler.jobs import JOBS, job_table
@@ -36,12 +37,14 @@ def test_the_scheduled_actor_rolls_up(app, worker, db, moving_clock):
     assert figures.people_by_role == {"admin": 0, "client": 1, "therapist": 1}
 
 
-def test_the_rollup_job_runs_every_five_minutes_unless_told_otherwise(settings):
+def test_the_rollup_job_runs_every_five_minutes_unless_told_otherwise(tmp_path):
     [job] = [job for job in JOBS if job.id == "metrics-rollup"]
     assert (job.actor, job.period_seconds) == ("rollup_metrics", 300)
-    [quick] = [job for job in job_table(settings.with_overrides(metrics_rollup_seconds=2))
-               if job.id == "metrics-rollup"]
+    told = Settings.from_env({"INSTANCE_PATH": str(tmp_path), "METRICS_ROLLUP_SECONDS": "2"})
+    [quick] = [job for job in job_table(told) if job.id == "metrics-rollup"]
     assert quick.period_seconds == 2
+    with pytest.raises(ConfigError, match="METRICS_ROLLUP_SECONDS must be at least 1"):
+        Settings.from_env({"INSTANCE_PATH": str(tmp_path), "METRICS_ROLLUP_SECONDS": "0"})
 
 
 def test_cli_backfills_the_days_it_is_given(app, db, moving_clock):
