@@ -123,10 +123,13 @@ def active_practices(plan: RollupPlan) -> sa.Insert:
     signed_in: sa.ColumnElement[float] = sum(
         (sa.func.coalesce(latest(PRACTICE_ACTIVITY_WINDOW, c.scope, role), 0)
          for role in TENANT_ROLES), sa.literal(0))
+    # A member who signed in meanwhile settles it; only the others need their 30-day figures.
+    active_members: sa.ColumnElement[float] = sa.case((c.signed_in_meanwhile, 1),
+                                                      else_=signed_in)
     before = sa.func.coalesce(latest(Metric.ACTIVE_PRACTICES, c.scope, NO_DIMENSION), 0)
     return moved(plan, sa.select(
         c.tenant_id, named(Metric.ACTIVE_PRACTICES), named(NO_DIMENSION, "dimension"),
-        (_open_with(c.status, signed_in) - before).label("delta")))
+        (_open_with(c.status, active_members) - before).label("delta")))
 
 
 def _touched_practices(plan: RollupPlan) -> sa.CTE:
@@ -138,15 +141,18 @@ def _touched_practices(plan: RollupPlan) -> sa.CTE:
     window = ACTIVE_WINDOWS[PRACTICE_ACTIVITY_WINDOW]
     events, is_sign_in, _role = _sign_ins("practice_sign_ins")
     e, t = events.c, TENANTS.c
-    ids = sa.union(
-        sa.select(e.tenant_id).where(is_sign_in, e.tenant_id.is_not(None), sa.or_(
-            sa.and_(e.occurred_at > since, e.occurred_at <= as_of),
-            sa.and_(e.occurred_at > since - window, e.occurred_at <= as_of - window))),
-        sa.select(t.id).where(t.activated_at > since, t.activated_at <= as_of),
+    meanwhile = sa.and_(e.occurred_at > since, e.occurred_at <= as_of)
+    ids = sa.union_all(
+        sa.select(e.tenant_id, sa.case((meanwhile, 1), else_=0).label("recent")).where(
+            is_sign_in, e.tenant_id.is_not(None), sa.or_(meanwhile, sa.and_(
+                e.occurred_at > since - window, e.occurred_at <= as_of - window))),
+        sa.select(t.id, sa.literal(0)).where(t.activated_at > since, t.activated_at <= as_of),
     ).subquery("touched_ids")
-    return sa.select(t.id.label("tenant_id"), t.status, scope_of(t.id).label("scope")).join(
-        ids, ids.c.tenant_id == t.id).cte("touched").prefix_with("MATERIALIZED",
-                                                                 dialect="postgresql")
+    return sa.select(
+        t.id.label("tenant_id"), t.status, scope_of(t.id).label("scope"),
+        (sa.func.max(ids.c.recent) == 1).label("signed_in_meanwhile"),
+    ).join(ids, ids.c.tenant_id == t.id).group_by(t.id, t.status).cte("touched").prefix_with(
+        "MATERIALIZED", dialect="postgresql")
 
 
 def _open_with(status: sa.ColumnElement[str], members: sa.ColumnElement[float]
