@@ -11,6 +11,7 @@ change is the new value, exactly; only the levels that moved get a new point.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -30,8 +31,8 @@ from core.metrics.names import (
     Grain,
     Metric,
 )
-from core.metrics.plan import RollupPlan
-from core.metrics.sql import POINTS, Rows, at, no_tenant, scope_of, type_in, upsert_points
+from core.metrics.plan import Shape
+from core.metrics.sql import POINTS, Rows, moment, no_tenant, scope_of, type_in, upsert_points
 from core.onboarding.models import OnboardingProgress
 from core.tenancy.models import Tenant
 
@@ -43,20 +44,21 @@ _ONBOARDING_EVENTS = (EventType.ONBOARDING_COMPLETED.value, EventType.ONBOARDING
 
 # -- people by role ------------------------------------------------------------------------
 
-def people(plan: RollupPlan) -> sa.Insert:
+@functools.cache
+def people(shape: Shape) -> sa.Insert:
     a = ACCOUNTS.c
-    if plan.since is not None:
-        return moved(plan, sa.select(
+    if not shape.full:
+        return moved(shape, sa.select(
             a.tenant_id, named(Metric.PEOPLE), a.role.label("dimension"),
             sa.func.count().label("delta"),
-        ).where(a.created_at > plan.since, a.created_at <= plan.as_of)
+        ).where(a.created_at > moment("since"), a.created_at <= moment("as_of"))
             .group_by(a.tenant_id, a.role))
     # Every account, less those created after as_of: both counts read an index only.
     every = sa.select(a.tenant_id, a.role, sa.func.count().label("n")).group_by(a.tenant_id, a.role)
     later = sa.select(a.tenant_id, a.role, (-sa.func.count()).label("n")).where(
-        a.created_at > plan.as_of).group_by(a.tenant_id, a.role)
+        a.created_at > moment("as_of")).group_by(a.tenant_id, a.role)
     counted = sa.union_all(every, later).subquery("people")
-    return afresh(plan, sa.select(counted.c.tenant_id, named(Metric.PEOPLE),
+    return afresh(shape, sa.select(counted.c.tenant_id, named(Metric.PEOPLE),
                                   counted.c.role.label("dimension"), counted.c.n.label("value")),
                   [Metric.PEOPLE], TENANT_ROLES, TENANT_ROLES + PLATFORM_ONLY_ROLES)
 
@@ -66,11 +68,13 @@ def people(plan: RollupPlan) -> sa.Insert:
 # transaction: core.identity.service._new_account), so the people who have one are the people
 # of those roles, and only those who have not finished it need counting.
 
-def onboarding(plan: RollupPlan) -> sa.Insert:
+@functools.cache
+def onboarding(shape: Shape) -> sa.Insert:
     """People whose onboarding is complete. Runs after `people`, whose points it reads."""
-    if plan.since is not None:
-        moves = _onboarding_moves(after=plan.since, until=plan.as_of, sign=1).subquery("moves")
-        return moved(plan, sa.select(moves.c.tenant_id, named(Metric.ONBOARDING_DONE),
+    if not shape.full:
+        moves = _onboarding_moves(after=moment("since"), until=moment("as_of"), sign=1
+                                  ).subquery("moves")
+        return moved(shape, sa.select(moves.c.tenant_id, named(Metric.ONBOARDING_DONE),
                                      moves.c.role.label("dimension"), moves.c.delta))
     a, p, points = ACCOUNTS.c, PROGRESS.c, POINTS.c
     # Done as of as_of: the people then, less those not done now (a partial index holds just
@@ -78,21 +82,22 @@ def onboarding(plan: RollupPlan) -> sa.Insert:
     values = sa.union_all(
         sa.select(points.tenant_id, points.dimension, points.value).where(
             points.metric == Metric.PEOPLE.value, points.grain == Grain.DAY.value,
-            points.bucket == plan.bucket(Grain.DAY), points.tenant_id.is_not(None),
+            points.bucket == moment("day_bucket"), points.tenant_id.is_not(None),
             points.dimension.in_(ONBOARDING_ROLES)),
         sa.select(a.tenant_id, a.role, sa.func.count()).where(
-            a.created_at > plan.as_of, a.tenant_id.is_not(None)).group_by(a.tenant_id, a.role),
+            a.created_at > moment("as_of"), a.tenant_id.is_not(None)).group_by(a.tenant_id, a.role),
         sa.select(p.tenant_id, p.role, -sa.func.count()).where(p.completed_at.is_(None))
         .group_by(p.tenant_id, p.role),
-        _onboarding_moves(after=plan.as_of, until=None, sign=-1),
+        _onboarding_moves(after=moment("as_of"), until=None, sign=-1),
     ).subquery("onboarding_done")
     v = values.c
-    return afresh(plan, sa.select(v.tenant_id, named(Metric.ONBOARDING_DONE), v.dimension,
+    return afresh(shape, sa.select(v.tenant_id, named(Metric.ONBOARDING_DONE), v.dimension,
                                   v.value),
                   [Metric.ONBOARDING_DONE], ONBOARDING_ROLES, ONBOARDING_ROLES)
 
 
-def _onboarding_moves(*, after: datetime, until: datetime | None, sign: int) -> Rows:
+def _onboarding_moves(*, after: sa.ColumnElement[datetime],
+                      until: sa.ColumnElement[datetime] | None, sign: int) -> Rows:
     """(tenant_id, role, delta) per onboarding event in (after, until]: a completion adds one
     done, a reopening takes one away; times `sign`."""
     e, a = EVENTS.c, ACCOUNTS.c
@@ -106,18 +111,19 @@ def _onboarding_moves(*, after: datetime, until: datetime | None, sign: int) -> 
 
 # -- outbox backlog --------------------------------------------------------------------------
 
-def outbox_backlog(plan: RollupPlan) -> sa.Insert:
+@functools.cache
+def outbox_backlog(shape: Shape) -> sa.Insert:
     """Events not yet handed to the workers, counted now (a partial index holds just those)."""
     e = EVENTS.c
     waiting = sa.select(no_tenant(), named(Metric.OUTBOX_BACKLOG),
                         named(NO_DIMENSION, "dimension"), sa.func.count().label("value")
                         ).where(e.dispatched_at.is_(None))
-    return afresh(plan, waiting, [Metric.OUTBOX_BACKLOG], [], [NO_DIMENSION])
+    return afresh(shape, waiting, [Metric.OUTBOX_BACKLOG], [], [NO_DIMENSION])
 
 
 # -- writing -------------------------------------------------------------------------------
 
-def moved(plan: RollupPlan, deltas: Rows) -> sa.Insert:
+def moved(shape: Shape, deltas: Rows) -> sa.Insert:
     """Move levels by `deltas` (tenant_id, metric, dimension, delta; rows of one key add up):
     each practice's, and the platform's by the sum of all. Unmoved levels get no point."""
     d = deltas.subquery("deltas")
@@ -136,11 +142,11 @@ def moved(plan: RollupPlan, deltas: Rows) -> sa.Insert:
     ).cte("moved").prefix_with("MATERIALIZED", dialect="postgresql")
     m = per_scope.c
     value = sa.func.coalesce(latest(m.metric, m.scope, m.dimension), 0) + m.delta
-    return _written(plan, sa.select(m.metric, m.scope, m.dimension, m.tenant_id,
+    return _written(shape, sa.select(m.metric, m.scope, m.dimension, m.tenant_id,
                                     value.label("value")).where(m.delta != 0))
 
 
-def afresh(plan: RollupPlan, values: Rows, metrics: Sequence[Metric],
+def afresh(shape: Shape, values: Rows, metrics: Sequence[Metric],
            tenant_dimensions: Sequence[str], platform_dimensions: Sequence[str]) -> sa.Insert:
     """Set levels to `values` (tenant_id, metric, dimension, value; rows of one key add up), for
     every practice and dimension, zeros included: nothing is left standing from before."""
@@ -167,20 +173,20 @@ def afresh(plan: RollupPlan, values: Rows, metrics: Sequence[Metric],
         ).select_from(TENANTS.join(kinds, sa.true()).outerjoin(summed, sa.and_(
             s.tenant_id == t.id, s.metric == kinds.c.metric,
             s.dimension == kinds.c.dimension))))
-    return _written(plan, sa.union_all(*rows))
+    return _written(shape, sa.union_all(*rows))
 
 
-def _written(plan: RollupPlan, values: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
+def _written(shape: Shape, values: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
     """Each (metric, scope, dimension, tenant_id, value) into the day of as_of, and the
     platform's into its hour as well (a practice's levels are read by the day)."""
     v = values.cte("levels").prefix_with("MATERIALIZED", dialect="postgresql")
     grains = sa.union_all(*(
-        sa.select(named(grain.value, "grain"), at(plan.bucket(grain)).label("bucket"))
+        sa.select(named(grain.value, "grain"), moment(f"{grain.value}_bucket").label("bucket"))
         for grain in Grain)).subquery("grains")
-    return upsert_points(plan.dialect, sa.select(
+    return upsert_points(shape.dialect, sa.select(
         v.c.metric, v.c.scope, grains.c.grain, grains.c.bucket, v.c.dimension, v.c.tenant_id,
         v.c.value).select_from(v.join(grains, sa.or_(
-            v.c.tenant_id.is_(None), grains.c.grain == Grain.DAY.value))), plan.computed_at)
+            v.c.tenant_id.is_(None), grains.c.grain == Grain.DAY.value))))
 
 
 def latest(metric: object, scope: object, dimension: object) -> sa.ScalarSelect[float]:

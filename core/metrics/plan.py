@@ -1,4 +1,9 @@
-"""What one rollup covers: the stretch of time since the watermark, and the buckets to recount."""
+"""What one rollup covers: the stretch of time since the watermark, and the buckets to recount.
+
+Its statements depend on the plan's shape only (the database, full or not, how many stretches
+of hours and days); the times are parameters. So each statement is built once per shape and
+reused, tick after tick.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.metrics.names import Grain
+from core.metrics.names import ACTIVE_WINDOWS, Grain
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,14 @@ def merged(grain: Grain, starts: Iterable[datetime]) -> tuple[Span, ...]:
 
 
 @dataclass(frozen=True)
+class Shape:
+    dialect: str
+    full: bool
+    hour_spans: int
+    day_spans: int
+
+
+@dataclass(frozen=True)
 class RollupPlan:
     dialect: str
     # The points are complete up to here (the new watermark).
@@ -61,6 +74,24 @@ class RollupPlan:
     def day_spans(self) -> tuple[Span, ...]:
         return merged(Grain.DAY, self.days)
 
-    def bucket(self, grain: Grain) -> datetime:
-        """The bucket the levels are written to: the one as_of falls in."""
-        return floor(self.as_of, grain)
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.dialect, self.full, len(self.hour_spans), len(self.day_spans))
+
+    def parameters(self) -> dict[str, datetime]:
+        """The times the statements name (see core.metrics.sql.moment)."""
+        values = {"as_of": self.as_of, "computed_at": self.computed_at,
+                  # The buckets the levels are written to: those as_of falls in.
+                  "hour_bucket": floor(self.as_of, Grain.HOUR),
+                  "day_bucket": floor(self.as_of, Grain.DAY)}
+        for metric, window in ACTIVE_WINDOWS.items():
+            values[f"as_of_{metric}"] = self.as_of - window
+            if self.since is not None:
+                values[f"since_{metric}"] = self.since - window
+        if self.since is not None:
+            values["since"] = self.since
+        for grain, spans in ((Grain.HOUR, self.hour_spans), (Grain.DAY, self.day_spans)):
+            for n, span in enumerate(spans):
+                values[f"{grain.value}_start_{n}"] = span.start
+                values[f"{grain.value}_end_{n}"] = span.end
+        return values

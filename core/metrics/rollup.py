@@ -23,7 +23,7 @@ from core.metrics import activity, flows, levels
 from core.metrics.flows import ACCOUNTS, DEAD_LETTERS, INVITATIONS
 from core.metrics.models import MetricRollup
 from core.metrics.names import COUNTED_EVENT_TYPES, FLOW_EVENT_METRICS, Grain
-from core.metrics.plan import RollupPlan, floor
+from core.metrics.plan import RollupPlan, Shape, floor
 from core.metrics.sql import Rows, bucket_of, type_in
 from core.uow import UnitOfWork
 
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 LAG = timedelta(minutes=1)
 WATERMARK = "points"
 
-# One statement each; None when it has nothing to do (no hour to recount).
-Family = Callable[[RollupPlan], sa.Insert | None]
+# One statement each, built once per plan shape; None when it has nothing to do.
+Family = Callable[[Shape], sa.Insert | None]
 # Flows first; among the levels, onboarding reads the people and practices read the active
 # people just written.
 FAMILIES: tuple[Family, ...] = (
@@ -74,7 +74,8 @@ def run(uow: UnitOfWork, *, now: datetime | None = None, full: bool = False,
     if plan is None:
         uow.rollback()
         return RollupReport(None, watermark.as_of, (), (), 0)
-    written = sum(_execute(session, family(plan)) for family in FAMILIES)
+    shape, parameters = plan.shape, plan.parameters()
+    written = sum(_execute(session, family(shape), parameters) for family in FAMILIES)
     watermark.as_of, watermark.updated_at = plan.as_of, now
     if plan.full:
         watermark.full_as_of = plan.as_of
@@ -85,11 +86,13 @@ def run(uow: UnitOfWork, *, now: datetime | None = None, full: bool = False,
     return RollupReport(plan.as_of, plan.since, plan.hours, plan.days, written)
 
 
-def _execute(session: Session, statement: sa.Insert | None) -> int:
+def _execute(session: Session, statement: sa.Insert | None,
+             parameters: dict[str, datetime]) -> int:
     """Run one family's statement; how many points it wrote."""
     if statement is None:
         return 0
-    result: sa.CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
+    result: sa.CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        statement, parameters)
     if session.get_bind().dialect.name == "sqlite":
         # pysqlite counts rows only for statements that begin with INSERT, not WITH.
         return int(session.execute(sa.text("SELECT changes()")).scalar_one())

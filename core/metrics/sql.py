@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from core.db import UTCDateTime
 from core.metrics.models import MetricPoint
 from core.metrics.names import PLATFORM, Grain
-from core.metrics.plan import Span
+from core.metrics.plan import Shape
 
 # A SELECT of any columns (what the statements below compose).
 Rows: TypeAlias = "sa.Select[*tuple[Any, ...]]"
@@ -21,12 +21,19 @@ POINT_COLUMNS = ("metric", "scope", "grain", "bucket", "dimension", "tenant_id",
 POINT_KEY = ("metric", "scope", "grain", "bucket", "dimension")
 
 
-def within(moment: Any, spans: Sequence[Span], as_of: datetime) -> sa.ColumnElement[bool]:
-    """`moment` lies in one of the spans, and not after `as_of`."""
-    if not spans:
+def moment(name: str) -> sa.BindParameter[datetime]:
+    """A time the statement names and each run supplies: see RollupPlan.parameters."""
+    return sa.bindparam(name, type_=UTCDateTime())
+
+
+def within(column: Any, grain: Grain, shape: Shape) -> sa.ColumnElement[bool]:
+    """`column` lies in one of the plan's stretches of hours (or days), and not after as_of."""
+    count = shape.hour_spans if grain is Grain.HOUR else shape.day_spans
+    if not count:
         return sa.false()
-    inside = sa.or_(*(sa.and_(moment >= span.start, moment < span.end) for span in spans))
-    return sa.and_(inside, moment <= as_of)
+    inside = sa.or_(*(sa.and_(column >= moment(f"{grain.value}_start_{n}"),
+                              column < moment(f"{grain.value}_end_{n}")) for n in range(count)))
+    return sa.and_(inside, column <= moment("as_of"))
 
 
 def bucket_of(moment: Any, grain: Grain, dialect: str) -> sa.ColumnElement[datetime]:
@@ -55,10 +62,6 @@ def type_in(column: Any, types: Sequence[str]) -> sa.ColumnElement[bool]:
     return result
 
 
-def at(moment: datetime) -> sa.ColumnElement[datetime]:
-    return sa.literal(moment, UTCDateTime())
-
-
 def no_tenant() -> sa.Label[Any]:
     """The tenant_id of platform rows, typed: PostgreSQL reads a bare NULL as text."""
     return sa.cast(sa.null(), sa.Uuid()).label("tenant_id")
@@ -70,23 +73,7 @@ def scope_of(tenant_id: Any) -> sa.ColumnElement[str]:
     return sa.func.coalesce(sa.cast(tenant_id, sa.String(36)), PLATFORM)
 
 
-def scoped(grouped: sa.Subquery | sa.CTE, value: str = "value") -> sa.CompoundSelect[Any]:
-    """Rows per practice, plus the platform row that adds them all up (rows of no practice,
-    such as admins, count only there). `grouped` has tenant_id, metric, dimension, grain,
-    bucket and a value column."""
-    c = grouped.c
-    per_tenant = sa.select(c.metric, scope_of(c.tenant_id).label("scope"), c.grain, c.bucket,
-                           c.dimension, c.tenant_id, c[value].label("value")
-                           ).where(c.tenant_id.is_not(None))
-    platform = sa.select(c.metric, sa.literal(PLATFORM).label("scope"), c.grain, c.bucket,
-                         c.dimension, no_tenant(),
-                         sa.func.sum(c[value]).label("value")
-                         ).group_by(c.metric, c.grain, c.bucket, c.dimension)
-    return sa.union_all(per_tenant, platform)
-
-
-def upsert_points(dialect: str, rows: Rows | sa.CompoundSelect[Any],
-                  computed_at: datetime) -> sa.Insert:
+def upsert_points(dialect: str, rows: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
     """INSERT … ON CONFLICT (key) DO UPDATE of (metric, scope, grain, bucket, dimension,
     tenant_id, value) rows; a point whose value is unchanged is left alone."""
     if dialect == "postgresql":
@@ -96,7 +83,7 @@ def upsert_points(dialect: str, rows: Rows | sa.CompoundSelect[Any],
     source = rows.subquery("new_points")
     # The WHERE keeps SQLite from reading "ON CONFLICT" as the ON of a join.
     select = sa.select(*(source.c[name] for name in POINT_COLUMNS[:-1]),
-                       at(computed_at).label("computed_at")).where(sa.true())
+                       moment("computed_at").label("computed_at")).where(sa.true())
     statement = insert(POINTS).from_select(list(POINT_COLUMNS), select)
     upsert = statement.on_conflict_do_update(
         index_elements=list(POINT_KEY),
