@@ -24,8 +24,8 @@ from core.metrics.sql import scope_of
 PERIODS = (7, 30, 90)  # days a series may cover
 # What a dashboard charts over a period, unless asked for something else.
 SERIES = (Metric.SIGNUPS, Metric.ONBOARDING_COMPLETED, Metric.ONBOARDING_MEDIAN_SECONDS,
-          Metric.ONBOARDING_STEPS, Metric.ACTIVE_1D, Metric.ACTIVE_7D, Metric.ACTIVE_30D,
-          Metric.PEOPLE, Metric.INVITATIONS_SENT, Metric.INVITATIONS_ACCEPTED,
+          Metric.ONBOARDING_STEPS, Metric.ONBOARDING_DONE, Metric.ACTIVE_1D, Metric.ACTIVE_7D,
+          Metric.ACTIVE_30D, Metric.PEOPLE, Metric.INVITATIONS_SENT, Metric.INVITATIONS_ACCEPTED,
           Metric.INVITATIONS_EXPIRED)
 PLATFORM_SERIES = (Metric.ACTIVE_PRACTICES, Metric.OUTBOX_BACKLOG, Metric.DEAD_LETTERS)
 
