@@ -49,6 +49,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--prefetch", type=_positive,
                         help="dramatiq_queue_prefetch for both worker processes (default: "
                         "Dramatiq's own, threads x 2)")
+    parser.add_argument("--reload-data", action="store_true",
+                        help="load the metrics entries' database (bench_metrics: 1M accounts, "
+                        "5M events) afresh instead of reusing it")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="measure only this entry and its baseline (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
@@ -102,6 +105,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         messages=pick(args.messages, 5_000, 1_000),
         audit_rows=pick(args.audit_rows, 10_000, 2_000),
         prefetch=args.prefetch,
+        reload_data=args.reload_data,
     )
 
 

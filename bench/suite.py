@@ -9,7 +9,7 @@ listed first (see the pipeline and audit entries below).
 
 from __future__ import annotations
 
-from bench import audit, logged_in, pipeline
+from bench import audit, logged_in, metrics, pipeline
 from bench.http import BASELINE, HttpEndpoint
 from bench.measure import Measurement, Throughput
 
@@ -29,4 +29,11 @@ ENTRIES: list[Measurement] = [
     Throughput("audit-single-row", "rows/s", baseline="audit-single-row",
                run=audit.single_row_rate),
     Throughput("audit-batched", "rows/s", baseline="audit-single-row", run=audit.batched_rate),
+    # On 1,000 practices, 1,000,000 accounts and 5,000,000 events (its own database, loaded
+    # once): the metrics rollup, full and after 1,000 new events, against a count of accounts.
+    Throughput("metrics-accounts-count", "ms", baseline="metrics-accounts-count",
+               run=metrics.count_accounts),
+    Throughput("metrics-rollup-full", "ms", baseline="metrics-accounts-count",
+               run=metrics.full_rollup),
+    Throughput("metrics-rollup-tick", "ms", baseline="metrics-accounts-count", run=metrics.tick),
 ]

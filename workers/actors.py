@@ -21,6 +21,7 @@ from core.audit.security import with_final_count
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.outbox import EventPublisher
+from core.metrics import rollup as metrics_rollup
 from core.onboarding import reminders as onboarding_reminders
 from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
@@ -40,12 +41,13 @@ class Actors:
     write_security_audit: ActorFn
     relay_outbox: ActorFn
     send_onboarding_reminders: ActorFn
+    rollup_metrics: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
         return {**self.handlers, **{actor.actor_name: actor for actor in (
             self.write_audit, self.write_security_audit, self.relay_outbox,
-            self.send_onboarding_reminders)}}
+            self.send_onboarding_reminders, self.rollup_metrics)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -84,6 +86,11 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                 runtime.current_uow()) >= onboarding_reminders.BATCH:
             pass
 
+    def rollup_metrics() -> None:
+        """Scheduled every few minutes: roll up what changed since the watermark. A failed run
+        leaves the watermark where it was and the next tick does its work: no retries."""
+        metrics_rollup.run(runtime.current_uow())
+
     return Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
@@ -92,6 +99,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                               time_limit=2 * MINUTE_MS),
         send_onboarding_reminders=_declare(broker, send_onboarding_reminders, "maintenance",
                                            max_retries=0, time_limit=5 * MINUTE_MS),
+        rollup_metrics=_declare(broker, rollup_metrics, "maintenance", max_retries=0,
+                                time_limit=10 * MINUTE_MS),
     )
 
 
