@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.caching import PRACTICE_HOMES, CachedRegions
 from core.errors import NotFound
 from core.identity.models import Account, Identity, Invitation, Role
 from core.tenancy.guard import owned
@@ -76,4 +79,93 @@ def practices(session: Session) -> list[PracticeRow]:
     return [PracticeRow(t, counts.get((t.id, "therapist"), 0), counts.get((t.id, "client"), 0))
             for t in tenants]
 
+
+# -- a practice's dashboard, cached ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PracticeSummary:
+    id: uuid.UUID
+    name: str
+    slug: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Member:
+    id: uuid.UUID
+    display_name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class InvitationLine:
+    id: uuid.UUID
+    email: str
+    created_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PracticeHome:
+    """What a practice's dashboards show: the practice, its therapists and clients, and its
+    latest invitations. Cached per practice; any change to those rows invalidates it."""
+
+    tenant: PracticeSummary
+    therapists: tuple[Member, ...]
+    clients: tuple[Member, ...]
+    invitations: tuple[InvitationLine, ...]
+
+
+def practice_home(session: Session, regions: CachedRegions,
+                  tenant_id: uuid.UUID) -> PracticeHome | None:
+    """The session must see the practice (its own tenant context, or an admin's)."""
+    stored = regions.get(PRACTICE_HOMES.key(tenant_id), lambda: _home(session, tenant_id))
+    return _home_from(stored) if stored is not None else None
+
+
+def _home(session: Session, tenant_id: uuid.UUID) -> dict[str, Any] | None:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        return None
+    members = session.execute(
+        sa.select(Account.id, Account.role, Account.display_name, Account.created_at)
+        .where(Account.tenant_id == tenant_id).order_by(Account.display_name)
+    ).all()
+    invited = invitations(session)
+    return {
+        "tenant": {"id": str(tenant.id), "name": tenant.name, "slug": tenant.slug,
+                   "status": tenant.status},
+        "members": [{"id": str(m.id), "role": m.role, "display_name": m.display_name,
+                     "created_at": m.created_at.isoformat()} for m in members],
+        "invitations": [{"id": str(i.id), "email": i.email,
+                         "created_at": i.created_at.isoformat(),
+                         "accepted_at": _iso(i.accepted_at), "revoked_at": _iso(i.revoked_at)}
+                        for i in invited if i.tenant_id == tenant_id],
+    }
+
+
+def _home_from(stored: dict[str, Any]) -> PracticeHome:
+    tenant = stored["tenant"]
+    members = [(m["role"], Member(uuid.UUID(m["id"]), m["display_name"],
+                                  datetime.fromisoformat(m["created_at"])))
+               for m in stored["members"]]
+    return PracticeHome(
+        tenant=PracticeSummary(uuid.UUID(tenant["id"]), tenant["name"], tenant["slug"],
+                               tenant["status"]),
+        therapists=tuple(m for role, m in members if role == Role.THERAPIST),
+        clients=tuple(m for role, m in members if role == Role.CLIENT),
+        invitations=tuple(InvitationLine(uuid.UUID(i["id"]), i["email"],
+                                         datetime.fromisoformat(i["created_at"]),
+                                         _datetime(i["accepted_at"]), _datetime(i["revoked_at"]))
+                          for i in stored["invitations"]),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _datetime(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.caching import ONBOARDING, Invalidation, changed
 from core.db import Base, new_id
 from core.scoping import TenantOwned
 
@@ -35,6 +37,11 @@ class OnboardingProgress(TenantOwned, Base):
     terms_ip: Mapped[str | None] = mapped_column(sa.String(45))
     reminders_sent: Mapped[int] = mapped_column(default=0)
     last_reminder_at: Mapped[datetime | None]
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        # Auto-saves change only the drafts: the cached stage stays right.
+        if changed(self, "stage", "completed_at", "terms_version", "account_id"):
+            yield ONBOARDING.key(self.account_id)
 
     __table_args__ = (
         # The reminder job reads only unfinished progress.
