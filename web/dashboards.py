@@ -12,11 +12,13 @@ from werkzeug.wrappers import Response
 from core.audit import queries as audit_queries
 from core.identity import invitations, login, queries
 from core.identity.models import Account, Role
+from core.identity.queries import PracticeHome
+from core.tenancy import plans
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 from web.authn import current, login_required, me, role_required
-from web.context import settings, uow
-from web.forms import ActionForm, EmailForm, errors_shown_on, form_status
+from web.context import services, settings, uow
+from web.forms import ActionForm, EmailForm, PracticeLimitForm, errors_shown_on, form_status
 from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
@@ -36,7 +38,15 @@ def _resume_stage() -> dict[str, Any]:
 
 
 def _activity() -> Any:
-    return audit_queries.security_activity(uow().session, me().identity_uuid)
+    return audit_queries.cached_security_activity(uow().session, services().regions,
+                                                  me().identity_uuid)
+
+
+def _home() -> PracticeHome | None:
+    tenant_id = me().tenant_uuid
+    if tenant_id is None:
+        return None
+    return queries.practice_home(uow().session, services().regions, tenant_id)
 
 
 def _account() -> Account:
@@ -54,20 +64,19 @@ def dashboard() -> Response:
 def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
-    session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
-    return render_template("dashboards/client.html", tenant=tenant,
-                           therapists=queries.therapists(session), activity=_activity())
+    home = _home()
+    return render_template("dashboards/client.html", tenant=home.tenant if home else None,
+                           therapists=home.therapists if home else (), activity=_activity())
 
 
 def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
-    session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
+    home = _home()
+    tenant = home.tenant if home else None
     join_url = settings().public_url + url_for("auth.join", slug=tenant.slug) if tenant else None
     return render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=join_url,
         email_verified=me().email_verified,
-        clients=queries.clients(session), invitations=queries.invitations(session),
+        clients=home.clients if home else (), invitations=home.invitations if home else (),
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
     ), form_status(invite_form)
 
@@ -116,18 +125,42 @@ def admin() -> str:
         security=audit_queries.recent(session, types=[
             "LOGIN_FAILED", "ACCOUNT_LOCKED", "ACCESS_DENIED", "UNAUTHORIZED_ACCESS_ATTEMPT",
             "RATE_LIMIT_EXCEEDED"]),
-        activity=_activity(),
+        activity=_activity(), cache_counts=services().regions.counts(),
     )
+
+
+def _practice_page(tenant_id: uuid.UUID, form: PracticeLimitForm | None = None
+                   ) -> tuple[str, int]:
+    session = uow().session
+    tenant = owned(session, Tenant, tenant_id)
+    budget = plans.budget_of(session, tenant)
+    form = form or PracticeLimitForm(requests_per_minute=budget.override)
+    return render_template("dashboards/admin_practice.html", tenant=tenant, budget=budget,
+                           form=form, therapists=queries.therapists(session, tenant_id=tenant.id),
+                           clients=queries.clients(session, tenant_id=tenant.id)
+                           ), form_status(form)
 
 
 @blueprint.get("/admin/practices/<uuid:tenant_id>")
 @role_required(Role.ADMIN)
-def admin_practice(tenant_id: uuid.UUID) -> str:
-    session = uow().session
-    tenant = owned(session, Tenant, tenant_id)
-    return render_template("dashboards/admin_practice.html", tenant=tenant,
-                           therapists=queries.therapists(session, tenant_id=tenant.id),
-                           clients=queries.clients(session, tenant_id=tenant.id))
+def admin_practice(tenant_id: uuid.UUID) -> tuple[str, int]:
+    return _practice_page(tenant_id)
+
+
+@blueprint.post("/admin/practices/<uuid:tenant_id>/limits")
+@role_required(Role.ADMIN)
+def set_practice_limit(tenant_id: uuid.UUID) -> ResponseReturnValue:
+    """A platform admin sets the practice's requests per minute (empty: its plan's)."""
+    form = PracticeLimitForm()
+    if form.validate_on_submit():
+        with errors_shown_on(form):
+            plans.set_practice_budget(uow(), actor_account_id=me().account_uuid,
+                                      actor_role=me().role, tenant_id=tenant_id,
+                                      per_minute=form.requests_per_minute.data)
+            flash("The practice's request limit is saved; it applies from the next request.",
+                  "success")
+            return redirect(url_for("dashboards.admin_practice", tenant_id=tenant_id))
+    return _practice_page(tenant_id, form)
 
 
 @blueprint.post("/admin/identities/<uuid:identity_id>/unlock")
