@@ -146,7 +146,7 @@ class Login:
         for _ in range(threads):
             browser = Browser(ctx.urls["app"])
             form = {"email": email, "password": accounts.password(),
-                    "csrf_token": browser.csrf_token("/")}
+                    "csrf_token": browser.csrf_token("/login")}
             values.append({"method": "POST", "path": "/login", "body": urlencode(form),
                            "headers": {"Cookie": browser.cookie_header,
                                        "Content-Type": "application/x-www-form-urlencoded"}})
@@ -235,10 +235,10 @@ def _logged_in_client(env: EnvKey, email: str) -> FlaskClient:
     """The run's in-process app (same settings as the servers), logged in with the login form."""
     client = inprocess.app(env).test_client()
     with _request_log_quiet():
-        page = client.get("/").get_data(as_text=True)
-        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
         if token is None:
-            raise MeasurementError("no CSRF token on the in-process app's home page")
+            raise MeasurementError("no CSRF token on the in-process app's login page")
         response = client.post("/login", data={"email": email, "password": accounts.password(),
                                                "csrf_token": token.group(1)})
     if response.status_code != 302:

@@ -13,7 +13,17 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import Flask, abort, g, redirect, request, session, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    get_flashed_messages,
+    redirect,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from core.events.types import EventType
@@ -44,13 +54,22 @@ def me() -> SessionView:
     return view
 
 
+def has_session_cookie() -> bool:
+    """Whether the browser sent a cookie at all. Without one, the session is not even opened:
+    an anonymous page neither reads nor sets a cookie, so it varies on nothing (Vary: Cookie)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.session_interface.get_cookie_name(app) in request.cookies
+
+
 def _load_session() -> None:
     g.view = None
+    if request.path.startswith(SESSIONLESS_PATHS) or not has_session_cookie():
+        return
     raw = session.get("sid")
-    if not raw or request.path.startswith(SESSIONLESS_PATHS):
+    if not raw:
         return
     unit = uow()
-    g.view = sessions.load(unit.session, services().cache, settings(), raw)
+    g.view = sessions.load(unit.session, services().regions, settings(), raw)
     if g.view is None:
         session.pop("sid", None)  # ended, revoked or timed out: the cookie is now anonymous
         return
@@ -106,8 +125,18 @@ def role_required(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
+def _flashes(with_categories: bool = False,
+             category_filter: Any = ()) -> list[Any]:
+    """get_flashed_messages for templates, without opening the session of a browser that has no
+    cookie (and so no messages), unless this very request flashed one."""
+    if not has_session_cookie() and not session.modified:
+        return []
+    return list(get_flashed_messages(with_categories, category_filter))
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_load_session)
+    app.jinja_env.globals["get_flashed_messages"] = _flashes
 
     @app.context_processor
     def _identity_in_templates() -> dict[str, Any]:

@@ -29,7 +29,7 @@ def test_login_form_posts_are_limited_per_address_and_audited(limited, db):
     worker = EmbeddedWorker(app)
     try:
         client = app.test_client()
-        token = csrf_token(client, "/")
+        token = csrf_token(client, "/login")
         statuses = [client.post("/login", data={"csrf_token": token, "email": "x@example.com",
                                                 "password": "wrong wrong"}).status_code
                     for _ in range(4)]
