@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,20 @@ LEASE_SECONDS = 5
 # itself (without storing what it read).
 WAIT_SECONDS = 2.0
 _INFO_KEY = "cache_invalidations"
+# Values this request has read already (value key -> value): a request asks for several keys in
+# one round trip up front (see `get_many`) and finds them here later.
+_request_memo: ContextVar[dict[str, Any] | None] = ContextVar("cache_request_memo", default=None)
+
+
+def begin_request_memo() -> Token[dict[str, Any] | None]:
+    return _request_memo.set({})
+
+
+def end_request_memo(token: Token[dict[str, Any] | None]) -> None:
+    try:
+        _request_memo.reset(token)
+    except ValueError:  # ended in another context than it began (never in Flask's own flow)
+        _request_memo.set(None)
 
 
 @dataclass(frozen=True)
@@ -126,7 +141,11 @@ class CachedRegions:
         return self.get_many([(key, compute)])[0]
 
     def get_many(self, wanted: Sequence[tuple[CacheKey, Callable[[], Any]]]) -> list[Any]:
-        """Several keys in one round trip; each miss is computed as `get` would."""
+        """Several keys in one round trip; each miss is computed as `get` would. Within a
+        request, a key read once is not read again."""
+        memo = _request_memo.get()
+        if memo is not None and all(key.value_key in memo for key, _ in wanted):
+            return [memo[key.value_key] for key, _ in wanted]
         self._deliver_undelivered()
         raw = self.cache.get_many([key.value_key for key, _ in wanted])
         values = []
@@ -134,10 +153,13 @@ class CachedRegions:
             found = raw[index] if raw is not None else None
             if found is not None:
                 self._counts.add(key.region, "hits")
-                values.append(json.loads(found))
+                value = json.loads(found)
             else:
                 self._counts.add(key.region, "misses")
-                values.append(self._recompute(key, compute, cache_answers=raw is not None))
+                value = self._recompute(key, compute, cache_answers=raw is not None)
+            if memo is not None:
+                memo[key.value_key] = value
+            values.append(value)
         return values
 
     def _recompute(self, key: CacheKey, compute: Callable[[], Any], *,
@@ -171,7 +193,10 @@ class CachedRegions:
     # -- invalidating -------------------------------------------------------------------------
     def invalidate(self, invalidations: Iterable[Invalidation]) -> None:
         keys: list[str] = []
+        memo = _request_memo.get()
         for item in invalidations:
+            if memo:
+                _forget_in(memo, item)
             if isinstance(item, WholeRegion):
                 self._counts.add(item.region, "invalidations")
                 if not self.cache.delete_prefix(f"{item.region.name}:"):
@@ -210,6 +235,14 @@ class CachedRegions:
     def invalidate_on_commit(self, db: Database) -> None:
         """Delete what a committed change of `db` made stale (see `cached_under`)."""
         _bind(db, self)
+
+
+def _forget_in(memo: dict[str, Any], item: Invalidation) -> None:
+    if isinstance(item, WholeRegion):
+        for name in [n for n in memo if n.startswith(f"{item.region.name}:")]:
+            del memo[name]
+    else:
+        memo.pop(item.value_key, None)
 
 
 def _encode(value: Any) -> bytes:

@@ -29,7 +29,9 @@ from werkzeug.wrappers import Response
 from core.events.types import EventType
 from core.identity import sessions
 from core.identity.sessions import SessionView
+from core.onboarding import navigation
 from core.scoping import context_for, set_context
+from core.tenancy import plans
 from web.audit import record_security
 from web.context import services, settings, uow
 from web.errors import error_response, wants_json
@@ -69,12 +71,26 @@ def _load_session() -> None:
     if not raw:
         return
     unit = uow()
-    g.view = sessions.load(unit.session, services().regions, settings(), raw)
+    g.view = sessions.load(unit.session, services().regions, settings(), raw,
+                           prefetch=_read_along(unit.session))
     if g.view is None:
         session.pop("sid", None)  # ended, revoked or timed out: the cookie is now anonymous
         return
     g.tenant = context_for(g.view.role, g.view.tenant_uuid)
     set_context(unit.session, g.tenant)  # the one place a request's practice is set
+
+
+def _read_along(db_session: Any) -> sessions.Prefetch:
+    """What nearly every request of a logged-in person reads next — the practice's request
+    budget (web.limits) and the onboarding status (the dashboards' gate) — fetched in the same
+    round trip as the session's roles and profile."""
+    def entries(account_id: Any, tenant_id: Any) -> list[Any]:
+        wanted: list[Any] = [navigation.status_entry(db_session, account_id)]
+        if tenant_id is not None:
+            wanted.append(plans.budget_entry(db_session, tenant_id))
+        return wanted
+
+    return entries
 
 
 def begin_session(raw_session_id: str) -> None:

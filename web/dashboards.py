@@ -43,10 +43,15 @@ def _activity() -> Any:
 
 
 def _home() -> PracticeHome | None:
+    """The practice's dashboard content, fetched with the person's activity in one round trip
+    (`_activity` then finds it read already)."""
     tenant_id = me().tenant_uuid
     if tenant_id is None:
         return None
-    return queries.practice_home(uow().session, services().regions, tenant_id)
+    session, regions = uow().session, services().regions
+    regions.get_many([queries.practice_home_entry(session, tenant_id),
+                      audit_queries.activity_entry(session, me().identity_uuid)])
+    return queries.practice_home(session, regions, tenant_id)
 
 
 def _account() -> Account:

@@ -4,7 +4,7 @@ the session's tenant context scopes them (and row-level security backs that up).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.caching import PRACTICE_HOMES, CachedRegions
+from core.caching import PRACTICE_HOMES, CachedRegions, CacheKey
 from core.errors import NotFound
 from core.identity.models import Account, Identity, Invitation, Role
 from core.tenancy.guard import owned
@@ -120,8 +120,13 @@ class PracticeHome:
 def practice_home(session: Session, regions: CachedRegions,
                   tenant_id: uuid.UUID) -> PracticeHome | None:
     """The session must see the practice (its own tenant context, or an admin's)."""
-    stored = regions.get(PRACTICE_HOMES.key(tenant_id), lambda: _home(session, tenant_id))
+    stored = regions.get(*practice_home_entry(session, tenant_id))
     return _home_from(stored) if stored is not None else None
+
+
+def practice_home_entry(session: Session, tenant_id: uuid.UUID
+                        ) -> tuple[CacheKey, Callable[[], dict[str, Any] | None]]:
+    return PRACTICE_HOMES.key(tenant_id), lambda: _home(session, tenant_id)
 
 
 def _home(session: Session, tenant_id: uuid.UUID) -> dict[str, Any] | None:

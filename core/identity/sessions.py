@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,14 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.caching import PROFILES, ROLES, SESSIONS, CachedRegions, invalidate_after_commit
+from core.caching import (
+    PROFILES,
+    ROLES,
+    SESSIONS,
+    CachedRegions,
+    CacheKey,
+    invalidate_after_commit,
+)
 from core.config import Settings
 from core.errors import NotFound
 from core.events.types import EventType
@@ -144,8 +151,14 @@ def is_id_hash(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+# What else a request will read about the account it acts as (its practice's request budget, its
+# onboarding status …), fetched in the same round trip as its roles and profile: given the
+# account id and its practice id (or None), the keys and how to compute each.
+Prefetch = Callable[[uuid.UUID, uuid.UUID | None], Sequence[tuple[CacheKey, Callable[[], Any]]]]
+
+
 def load(session: Session, regions: CachedRegions, settings: Settings,
-         raw_id: object) -> SessionView | None:
+         raw_id: object, *, prefetch: Prefetch | None = None) -> SessionView | None:
     """The view of a live session, or None (unknown, revoked or timed out). `raw_id` comes from
     a signed cookie, but a signed cookie from another version of the app may hold anything.
     Ending a timed-out session and noting that one is in use are left for the caller's commit
@@ -165,9 +178,12 @@ def load(session: Session, regions: CachedRegions, settings: Settings,
     if clock.now() - last_seen_at > TOUCH_EVERY:
         last_seen_at = _touch(session, id_hash, uuid.UUID(record["account_id"]))
     identity_id = uuid.UUID(record["identity_id"])
-    roles, profile = regions.get_many([
+    tenant_id = uuid.UUID(record["tenant_id"]) if record.get("tenant_id") else None
+    also = prefetch(uuid.UUID(record["account_id"]), tenant_id) if prefetch else ()
+    roles, profile, *_ = regions.get_many([
         (ROLES.key(identity_id), lambda: _roles(session, identity_id)),
         (PROFILES.key(identity_id), lambda: _profile(session, identity_id)),
+        *also,
     ])
     return _view(id_hash, record, last_seen_at, roles, profile)
 
@@ -210,7 +226,11 @@ def _session_record(session: Session, id_hash: str) -> dict[str, Any] | None:
     record = session.get(AuthSession, id_hash)
     if record is None or record.revoked_at is not None:
         return None
+    with crossing_tenants(session):
+        tenant_id = session.execute(sa.select(Account.tenant_id)
+                                    .where(Account.id == record.account_id)).scalar()
     return {"identity_id": str(record.identity_id), "account_id": str(record.account_id),
+            "tenant_id": str(tenant_id) if tenant_id else None,
             "created_at": record.created_at.isoformat(),
             "last_seen_at": record.last_seen_at.isoformat()}
 

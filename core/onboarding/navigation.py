@@ -9,17 +9,18 @@ answers are plain values (`ShowStage`, `GoTo`) the web tier turns into pages and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.caching import ONBOARDING, CachedRegions
+from core.caching import ONBOARDING, CachedRegions, CacheKey
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.onboarding import schemas, service
 from core.onboarding.models import OnboardingProgress
 from core.onboarding.stages import Stage, flow, next_stage
+from core.scoping import crossing_tenants
 from core.uow import UnitOfWork
 
 FINISH_EARLIER_STEP = "Please finish this step first."
@@ -70,18 +71,26 @@ class StaleForm(ValidationFailed):
 
 def _status(session: Session, account_id: uuid.UUID) -> dict[str, Any] | None:
     """What the gate and the resume banner need: the stage, and whether the onboarding is
-    complete under the current terms (None: this account does not onboard)."""
-    progress = service.of_account(session, account_id)
+    complete under the current terms (None: this account does not onboard). Read across
+    tenants: a request prefetches it before its practice is set (core.identity.sessions), and
+    the account id comes from its own session."""
+    with crossing_tenants(session):
+        progress = service.of_account(session, account_id)
     if progress is None:
         return None
     complete = progress.completed_at is not None and service.outdated_stage(progress) is None
     return {"stage": progress.stage, "complete": complete, "terms": schemas.TERMS_VERSION}
 
 
+def status_entry(session: Session, account_id: uuid.UUID
+                 ) -> tuple[CacheKey, Callable[[], dict[str, Any] | None]]:
+    """The status's cache key and how to read it (for a request's prefetch)."""
+    return ONBOARDING.key(account_id), lambda: _status(session, account_id)
+
+
 def status(session: Session, regions: CachedRegions,
            account_id: uuid.UUID) -> dict[str, Any] | None:
-    cached: dict[str, Any] | None = regions.get(ONBOARDING.key(account_id),
-                                                lambda: _status(session, account_id))
+    cached: dict[str, Any] | None = regions.get(*status_entry(session, account_id))
     if cached is not None and cached.get("terms") != schemas.TERMS_VERSION:
         return _status(session, account_id)  # stored under older terms (a deploy meanwhile)
     return cached

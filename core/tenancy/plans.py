@@ -5,13 +5,13 @@ the practice. Read through the cache (a change applies on the next request, on e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from core.caching import PRACTICE_LIMITS, CachedRegions
+from core.caching import PRACTICE_LIMITS, CachedRegions, CacheKey
 from core.errors import Forbidden, NotFound, ValidationFailed
 from core.events.types import EventType
 from core.tenancy.models import Plan, Tenant
@@ -23,6 +23,13 @@ MAX_PER_MINUTE = 1_000_000
 def practice_budget(regions: CachedRegions, session: Session,
                     tenant_id: uuid.UUID) -> int | None:
     """Requests per minute the practice's accounts share (None: no such practice)."""
+    budget: int | None = regions.get(*budget_entry(session, tenant_id))
+    return budget
+
+
+def budget_entry(session: Session,
+                 tenant_id: uuid.UUID) -> tuple[CacheKey, Callable[[], int | None]]:
+    """The practice budget's cache key and how to read it (for a request's prefetch)."""
     def from_database() -> int | None:
         budget: int | None = session.execute(
             sa.select(sa.func.coalesce(Tenant.requests_per_minute, Plan.requests_per_minute))
@@ -30,8 +37,7 @@ def practice_budget(regions: CachedRegions, session: Session,
         ).scalar_one_or_none()
         return budget
 
-    budget: int | None = regions.get(PRACTICE_LIMITS.key(tenant_id), from_database)
-    return budget
+    return PRACTICE_LIMITS.key(tenant_id), from_database
 
 
 @dataclass(frozen=True)
