@@ -143,9 +143,10 @@ def role_required(*roles: str) -> Callable[[F], F]:
 
 def _flashes(with_categories: bool = False,
              category_filter: Any = ()) -> list[Any]:
-    """get_flashed_messages for templates, without opening the session of a browser that has no
-    cookie (and so no messages), unless this very request flashed one."""
-    if not has_session_cookie() and not session.modified:
+    """get_flashed_messages for templates, without touching the session of a browser that has no
+    cookie, and so no messages (a message flashed by this very request shows on the next page,
+    as the cookie that carries it arrives)."""
+    if not has_session_cookie():
         return []
     return list(get_flashed_messages(with_categories, category_filter))
 

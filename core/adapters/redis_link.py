@@ -34,7 +34,7 @@ class RedisLink:
             url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=30)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._retry_seconds = retry_seconds
+        self.retry_seconds = retry_seconds
         self._retry_at = 0.0
         self._down = False
         self._lock = threading.Lock()
@@ -60,7 +60,7 @@ class RedisLink:
     def _failed(self, error: BaseException) -> None:
         with self._lock:
             started, self._down = not self._down, True
-            self._retry_at = time.monotonic() + self._retry_seconds
+            self._retry_at = time.monotonic() + self.retry_seconds
         if started:
             first_line = str(error).splitlines()[0][:200] if str(error) else ""
             log.warning("redis unavailable (%s: %s); the cache reads the database meanwhile",
