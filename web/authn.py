@@ -71,26 +71,50 @@ def _load_session() -> None:
     if not raw:
         return
     unit = uow()
+    hint = sessions.Who.from_cookie(session.get("who"))
     g.view = sessions.load(unit.session, services().regions, settings(), raw,
-                           prefetch=_read_along(unit.session))
+                           prefetch=_read_along(unit.session), hint=hint)
     if g.view is None:
         session.pop("sid", None)  # ended, revoked or timed out: the cookie is now anonymous
+        session.pop("who", None)
         return
+    who = sessions.Who(g.view.identity_uuid, g.view.account_uuid, g.view.tenant_uuid)
+    if who != hint:
+        session["who"] = who.as_cookie()  # next time, one round trip (set once per session)
     g.tenant = context_for(g.view.role, g.view.tenant_uuid)
     set_context(unit.session, g.tenant)  # the one place a request's practice is set
 
 
 def _read_along(db_session: Any) -> sessions.Prefetch:
     """What nearly every request of a logged-in person reads next — the practice's request
-    budget (web.limits) and the onboarding status (the dashboards' gate) — fetched in the same
-    round trip as the session's roles and profile."""
-    def entries(account_id: Any, tenant_id: Any) -> list[Any]:
+    budget (web.limits) and the onboarding status (the dashboards' gate) — and what this
+    request's view says it will read (`reads_ahead`), fetched in the same round trip as the
+    session's roles and profile."""
+    view_function = current_app.view_functions.get(request.endpoint or "")
+    ahead: ReadsAhead | None = getattr(view_function, "reads_ahead", None)
+
+    def entries(identity_id: Any, account_id: Any, tenant_id: Any) -> list[Any]:
         wanted: list[Any] = [navigation.status_entry(db_session, account_id)]
         if tenant_id is not None:
             wanted.append(plans.budget_entry(db_session, tenant_id))
+        if ahead is not None:
+            wanted += ahead(db_session, identity_id, tenant_id)
         return wanted
 
     return entries
+
+
+# A view's cached reads, given the database session, the identity and the practice (or None).
+ReadsAhead = Callable[[Any, Any, Any], list[Any]]
+
+
+def reads_ahead(entries: ReadsAhead) -> Callable[[F], F]:
+    """Mark a view with the cache entries it reads, so that they come with the session's."""
+    def mark(view_fn: F) -> F:
+        view_fn.reads_ahead = entries  # type: ignore[attr-defined]
+        return view_fn
+
+    return mark
 
 
 def begin_session(raw_session_id: str) -> None:

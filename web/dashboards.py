@@ -16,7 +16,7 @@ from core.identity.queries import PracticeHome
 from core.tenancy import plans
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
-from web.authn import current, login_required, me, role_required
+from web.authn import current, login_required, me, reads_ahead, role_required
 from web.context import services, settings, uow
 from web.forms import ActionForm, EmailForm, PracticeLimitForm, errors_shown_on, form_status
 from web.onboarding import detour, unfinished_stage
@@ -43,15 +43,18 @@ def _activity() -> Any:
 
 
 def _home() -> PracticeHome | None:
-    """The practice's dashboard content, fetched with the person's activity in one round trip
-    (`_activity` then finds it read already)."""
     tenant_id = me().tenant_uuid
     if tenant_id is None:
         return None
-    session, regions = uow().session, services().regions
-    regions.get_many([queries.practice_home_entry(session, tenant_id),
-                      audit_queries.activity_entry(session, me().identity_uuid)])
-    return queries.practice_home(session, regions, tenant_id)
+    return queries.practice_home(uow().session, services().regions, tenant_id)
+
+
+def _page_content(db_session: Any, identity_id: Any, tenant_id: Any) -> list[Any]:
+    """A dashboard's cached content, read along with the session (web.authn.reads_ahead)."""
+    wanted: list[Any] = [audit_queries.activity_entry(db_session, identity_id)]
+    if tenant_id is not None:
+        wanted.append(queries.practice_home_entry(db_session, tenant_id))
+    return wanted
 
 
 def _account() -> Account:
@@ -66,6 +69,7 @@ def dashboard() -> Response:
 
 @blueprint.get("/client")
 @role_required(Role.CLIENT)
+@reads_ahead(_page_content)
 def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
@@ -88,6 +92,7 @@ def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
+@reads_ahead(_page_content)
 def therapist() -> ResponseReturnValue:
     return detour(me()) or _therapist_page(EmailForm())
 

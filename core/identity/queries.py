@@ -16,6 +16,7 @@ from core import clock
 from core.caching import PRACTICE_HOMES, CachedRegions, CacheKey
 from core.errors import NotFound
 from core.identity.models import Account, Identity, Invitation, Role
+from core.scoping import within_tenant
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 
@@ -130,14 +131,17 @@ def practice_home_entry(session: Session, tenant_id: uuid.UUID
 
 
 def _home(session: Session, tenant_id: uuid.UUID) -> dict[str, Any] | None:
-    tenant = session.get(Tenant, tenant_id)
-    if tenant is None:
-        return None
-    members = session.execute(
-        sa.select(Account.id, Account.role, Account.display_name, Account.created_at)
-        .where(Account.tenant_id == tenant_id).order_by(Account.display_name)
-    ).all()
-    invited = invitations(session)
+    """Read as the practice itself, whatever the session's context at the time (a request
+    reads it along with its session, before its own practice is set)."""
+    with within_tenant(session, tenant_id):
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            return None
+        members = session.execute(
+            sa.select(Account.id, Account.role, Account.display_name, Account.created_at)
+            .order_by(Account.display_name)
+        ).all()
+        invited = invitations(session)
     return {
         "tenant": {"id": str(tenant.id), "name": tenant.name, "slug": tenant.slug,
                    "status": tenant.status},
@@ -146,7 +150,7 @@ def _home(session: Session, tenant_id: uuid.UUID) -> dict[str, Any] | None:
         "invitations": [{"id": str(i.id), "email": i.email,
                          "created_at": i.created_at.isoformat(),
                          "accepted_at": _iso(i.accepted_at), "revoked_at": _iso(i.revoked_at)}
-                        for i in invited if i.tenant_id == tenant_id],
+                        for i in invited],
     }
 
 

@@ -151,22 +151,53 @@ def is_id_hash(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
-# What else a request will read about the account it acts as (its practice's request budget, its
-# onboarding status …), fetched in the same round trip as its roles and profile: given the
-# account id and its practice id (or None), the keys and how to compute each.
-Prefetch = Callable[[uuid.UUID, uuid.UUID | None], Sequence[tuple[CacheKey, Callable[[], Any]]]]
+# What else a request will read about who is asking (its practice's request budget, its
+# onboarding status, the page's own content …), fetched in the same round trip as the session's
+# roles and profile: given the identity, the account and its practice (or None), the keys and
+# how to compute each.
+Prefetch = Callable[[uuid.UUID, uuid.UUID, uuid.UUID | None],
+                    Sequence[tuple[CacheKey, Callable[[], Any]]]]
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whose session a cookie held last time (kept in the signed cookie beside the session id):
+    which keys to read along with the session's own. A hint only: the session decides."""
+
+    identity_id: uuid.UUID
+    account_id: uuid.UUID
+    tenant_id: uuid.UUID | None
+
+    def as_cookie(self) -> list[str]:
+        return [str(self.identity_id), str(self.account_id), str(self.tenant_id or "")]
+
+    @classmethod
+    def from_cookie(cls, value: object) -> Who | None:
+        if not isinstance(value, list) or len(value) != 3:
+            return None
+        try:
+            return cls(uuid.UUID(value[0]), uuid.UUID(value[1]),
+                       uuid.UUID(value[2]) if value[2] else None)
+        except (TypeError, ValueError, AttributeError):
+            return None
 
 
 def load(session: Session, regions: CachedRegions, settings: Settings,
-         raw_id: object, *, prefetch: Prefetch | None = None) -> SessionView | None:
+         raw_id: object, *, prefetch: Prefetch | None = None,
+         hint: Who | None = None) -> SessionView | None:
     """The view of a live session, or None (unknown, revoked or timed out). `raw_id` comes from
     a signed cookie, but a signed cookie from another version of the app may hold anything.
+    With `hint` right, everything is read in one round trip; otherwise in two.
     Ending a timed-out session and noting that one is in use are left for the caller's commit
     (the request's unit of work)."""
     if not isinstance(raw_id, str) or not raw_id or len(raw_id) > 100:
         return None
     id_hash = digest(raw_id)
-    record = regions.get(SESSIONS.key(id_hash), lambda: _session_record(session, id_hash))
+    record_entry = (SESSIONS.key(id_hash), lambda: _session_record(session, id_hash))
+    if hint is not None:
+        record = regions.get_many([record_entry, *_reads(session, hint, prefetch)])[0]
+    else:
+        record = regions.get(*record_entry)
     if record is None:
         return None
     created_at = datetime.fromisoformat(record["created_at"])
@@ -177,15 +208,20 @@ def load(session: Session, regions: CachedRegions, settings: Settings,
         return None
     if clock.now() - last_seen_at > TOUCH_EVERY:
         last_seen_at = _touch(session, id_hash, uuid.UUID(record["account_id"]))
-    identity_id = uuid.UUID(record["identity_id"])
-    tenant_id = uuid.UUID(record["tenant_id"]) if record.get("tenant_id") else None
-    also = prefetch(uuid.UUID(record["account_id"]), tenant_id) if prefetch else ()
-    roles, profile, *_ = regions.get_many([
+    who = Who(uuid.UUID(record["identity_id"]), uuid.UUID(record["account_id"]),
+              uuid.UUID(record["tenant_id"]) if record.get("tenant_id") else None)
+    roles, profile, *_ = regions.get_many(_reads(session, who, prefetch))  # read already if
+    return _view(id_hash, record, last_seen_at, roles, profile)            # the hint was right
+
+
+def _reads(session: Session, who: Who,
+           prefetch: Prefetch | None) -> list[tuple[CacheKey, Callable[[], Any]]]:
+    identity_id = who.identity_id
+    return [
         (ROLES.key(identity_id), lambda: _roles(session, identity_id)),
         (PROFILES.key(identity_id), lambda: _profile(session, identity_id)),
-        *also,
-    ])
-    return _view(id_hash, record, last_seen_at, roles, profile)
+        *(prefetch(identity_id, who.account_id, who.tenant_id) if prefetch else ()),
+    ]
 
 
 def _view(id_hash: str, record: dict[str, Any], last_seen_at: datetime,
