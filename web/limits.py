@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
+from core.adapters.cache import MemoryCache
 from core.adapters.rate_counter import MemoryRateCounter, RateCounter, Scope, Tally, Window
 from core.adapters.redis_link import RedisUnavailable
 from core.errors import RateLimited
@@ -75,6 +76,9 @@ class RequestLimits:
         self.counter = counter
         # Only needed when the counter is Redis: embedded mode counts in memory already.
         self.fallback = None if isinstance(counter, MemoryRateCounter) else MemoryRateCounter()
+        # While the shared cache cannot count breaches, this process counts its own: refusals
+        # during an outage must not each become an audit entry (each a write to the outbox).
+        self.breaches = MemoryCache()
         self.outage = _Outage()
 
     def count(self, scopes: list[Scope], *, cost: int) -> Tally | None:
@@ -146,13 +150,17 @@ def _record_breach(window: Window) -> None:
     reset_at = int(window.reset_at)
     seconds_left = max(1, reset_at - int(time.time()))
     count_key = f"limit-breaches:{window.scope.storage_key}:{reset_at}"
-    refused = services().cache.incr(count_key, seconds_left + BREACH_COUNT_GRACE_SECONDS)
+    ttl = seconds_left + BREACH_COUNT_GRACE_SECONDS
+    refused = services().cache.incr(count_key, ttl)
+    shared = refused is not None
+    if not shared:
+        refused = _limits().breaches.incr(count_key, ttl)
     if refused is not None and refused > 1:
         return  # this window's entry is already on its way
     record_security(EventType.RATE_LIMIT_EXCEEDED, limit=str(window.scope.limit),
                     scope=window.scope.name,
-                    count_key=count_key if refused else None,
-                    delay_ms=seconds_left * 1000 if refused else None)
+                    count_key=count_key if shared else None,
+                    delay_ms=seconds_left * 1000 if shared else None)
 
 
 def _as_dict(window: Window) -> dict[str, Any]:

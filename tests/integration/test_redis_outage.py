@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlalchemy as sa
 
+from core.audit.models import AuditEntry
 from core.identity.models import Account
 from core.scoping import system_session
 from tests.conftest import free_port, make_settings
@@ -16,6 +18,7 @@ from tests.support.factories import practice
 from tests.support.flows import csrf_token, login
 from tests.support.processes import wait_until
 from tests.support.redis_server import PrivateRedis
+from tests.support.workers import EmbeddedWorker
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +67,7 @@ def test_without_redis_pages_serve_log_ins_stay_limited_and_everything_resumes_b
     settings = make_settings(database_url, instance_dir, redis_url=private_redis.url,
                              rate_limit_auth_endpoints="3 per minute")
     app = make_app(settings, db)
+    worker = EmbeddedWorker(app)
     regions = app.extensions["services"].regions
     visitor, person = app.test_client(), app.test_client()
     login(person, harbour.therapist_email)
@@ -75,8 +79,8 @@ def test_without_redis_pages_serve_log_ins_stay_limited_and_everything_resumes_b
     assert person.get("/therapist").status_code == 200  # read from the database instead
     attempts = [visitor.post("/login", data={"csrf_token": token, "email": "x@example.com",
                                              "password": "guess"}).status_code
-                for _ in range(4)]
-    assert attempts == [401, 401, 401, 429]  # counted in this process's memory
+                for _ in range(6)]
+    assert attempts == [401, 401, 401, 429, 429, 429]  # counted in this process's memory
     health = visitor.get("/api/health").get_json()
     assert health["status"] == "degraded" and health["checks"]["cache"]["status"] == "fail"
 
@@ -88,6 +92,15 @@ def test_without_redis_pages_serve_log_ins_stay_limited_and_everything_resumes_b
     person.get("/therapist")
     person.get("/therapist")
     assert regions.counts()["sessions"]["hits"] > hits  # the cache serves again
+
+    try:
+        worker.drain()
+    finally:
+        worker.stop()
+    with system_session(db) as session:
+        refusals = session.execute(sa.select(AuditEntry).where(
+            AuditEntry.type == "RATE_LIMIT_EXCEEDED")).scalars().all()
+    assert len(refusals) == 1  # not one entry per refused attempt, outage or not
 
 
 def test_a_change_made_while_redis_was_silent_is_not_hidden_by_what_it_kept(
