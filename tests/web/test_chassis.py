@@ -124,6 +124,8 @@ def test_an_unexpected_error_shows_no_internals(app_with_probe_routes: Flask, ca
     with caplog.at_level(logging.ERROR):
         response = client.get("/probe/crash")
     assert response.status_code == 500
+    assert "X-RateLimit-Remaining" in response.headers  # a 5xx carries its limits too
+    assert "Retry-After" not in response.headers
     html = response.get_data(as_text=True)
     assert "hunter2" not in html and "Traceback" not in html and "RuntimeError" not in html
     assert response.headers["X-Request-ID"] in html  # the reference support asks for
