@@ -175,7 +175,13 @@ class CachedRegions:
             if taken is None:  # the cache went away meanwhile
                 return compute()
             if taken:
-                value = compute()
+                try:
+                    value = compute()
+                except BaseException:
+                    # Others need not wait for a value that is not coming (a database outage
+                    # would otherwise cost each of them the whole wait).
+                    self.cache.release_lease(key.lease_key, token)
+                    raise
                 self.cache.put_under_lease(key.value_key, _encode(value), key.region.ttl_seconds,
                                            key.lease_key, token)
                 return value

@@ -28,6 +28,13 @@ end
 return 0
 """
 
+_RELEASE_LEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
 
 class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
@@ -40,6 +47,9 @@ class Cache(Protocol):
         ...
     def put_under_lease(self, key: str, value: bytes, ttl_seconds: int, lease: str,
                         token: bytes) -> bool: ...
+    def release_lease(self, lease: str, token: bytes) -> None:
+        """Give a lease back unused (its holder failed), if it is still this token's."""
+        ...
     def delete(self, *keys: str) -> bool:
         """False when the cache could not answer (the keys may still be there)."""
         ...
@@ -99,6 +109,12 @@ class MemoryCache:
             del self._values[lease]
             return True
 
+    def release_lease(self, lease: str, token: bytes) -> None:
+        with self._lock:
+            held = self._values.get(lease)
+            if held is not None and held[1] == token:
+                del self._values[lease]
+
     def delete(self, *keys: str) -> bool:
         with self._lock:
             for key in keys:
@@ -150,6 +166,7 @@ class RedisCache:
         self.client: Any = link.client
         self.prefix = prefix
         self._put_under_lease = self.client.register_script(_PUT_UNDER_LEASE)
+        self._release_lease = self.client.register_script(_RELEASE_LEASE)
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -186,6 +203,11 @@ class RedisCache:
                 args=[value, token, ttl_seconds], client=client)))
         except RedisUnavailable:
             return False
+
+    def release_lease(self, lease: str, token: bytes) -> None:
+        with contextlib.suppress(RedisUnavailable):
+            self.link.run(lambda client: self._release_lease(
+                keys=[self.prefix + lease], args=[token], client=client))
 
     def delete(self, *keys: str) -> bool:
         if not keys:

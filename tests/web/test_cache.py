@@ -139,3 +139,15 @@ def test_admins_see_each_regions_hits_misses_and_invalidations(app, db):
     assert counts["sessions"]["hits"] >= 1 and counts["roles"]["misses"] >= 1
     assert sum(c["invalidations"] for c in counts.values()) >= 1  # the log-in's own changes
 
+
+
+def test_a_failed_recomputation_leaves_no_one_waiting(regions):
+    key = ROLES.key("failing")
+
+    def database_away() -> str:
+        raise RuntimeError("the database did not answer")
+
+    with pytest.raises(RuntimeError):
+        regions.get(key, database_away)
+    assert regions.get(key, lambda: "read again") == "read again"
+    assert regions.counts()["roles"]["waits"] == 0
