@@ -151,3 +151,15 @@ def test_a_failed_recomputation_leaves_no_one_waiting(regions):
         regions.get(key, database_away)
     assert regions.get(key, lambda: "read again") == "read again"
     assert regions.counts()["roles"]["waits"] == 0
+
+
+def test_an_entry_the_audit_worker_writes_shows_on_the_next_dashboard(platform):
+    harbour = practice(platform.db, "Harbour Counselling", slug_hint="harbour")
+    browser = platform.client()
+    login(browser, harbour.therapist_email)
+    platform.settle()
+    before = browser.get("/therapist").get_data(as_text=True).count("Logged in")
+    login(platform.client(), harbour.therapist_email)  # on another device
+    platform.settle()  # the worker writes the audit entry and invalidates the activity
+    after = browser.get("/therapist").get_data(as_text=True).count("Logged in")
+    assert after == before + 1
