@@ -2,6 +2,7 @@
 
 An HTTP endpoint is one line, e.g.
     HttpEndpoint("health-live", "/api/health/live"),
+(each also reports the SQL statements and Redis commands one warm request sends, bench.counts)
 requests made as a logged-in person (each wrk thread with its own session) are the entries of
 `bench.logged_in`, and any other measurement is a `Throughput` entry with its own baseline entry
 listed first (see the pipeline and audit entries below).
@@ -17,6 +18,7 @@ ENTRIES: list[Measurement] = [
     HttpEndpoint(BASELINE, "/", target="bare"),
     HttpEndpoint("health-live", "/api/health/live"),
     HttpEndpoint("home", "/"),
+    HttpEndpoint("login-page", "/login"),
     # As a person: log in (argon2id), the warm therapist dashboard, 50 sessions auto-saving
     # their onboarding.
     logged_in.Login(),

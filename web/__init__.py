@@ -16,6 +16,7 @@ from web.ports import Background
 def create_app(settings: Settings, *, services: Services, background: Background) -> Flask:
     from web import (
         account,
+        assets,
         auth,
         authn,
         cli,
@@ -52,8 +53,8 @@ def create_app(settings: Settings, *, services: Services, background: Background
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)
-    security.apply_route_limits(app, settings)
     cli.init_app(app)
+    assets.init_app(app, watch=not settings.is_production)  # last: it wraps the WSGI app
     return app
 
 
@@ -74,6 +75,8 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         # The cookie outlives the browser session up to the absolute limit; the server enforces
         # the idle and absolute timeouts itself.
         "PERMANENT_SESSION_LIFETIME": settings.session_absolute_hours * 3600,
+        # The cookie is set when it changes (log-in, a flash), not re-signed on every response.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_SSL_STRICT": settings.force_https,
         "TEMPLATES_AUTO_RELOAD": not production,
     }

@@ -17,7 +17,7 @@ from core.identity.models import Role, TokenPurpose
 from core.identity.sessions import SessionView
 from core.tenancy.models import Tenant
 from web.authn import begin_session, current, end_session_cookie, login_required, me
-from web.context import services, settings, uow
+from web.context import settings, uow
 from web.forms import (
     AcceptInvitationForm,
     ActionForm,
@@ -48,7 +48,7 @@ def _check_email(reason: str) -> str:
 
 def _move_into(view: SessionView, role: str) -> None:
     """After adding an account to a logged-in person: into it, with a fresh session id."""
-    result = login.session_for_new_account(uow(), services().cache, view, role)
+    result = login.session_for_new_account(uow(), view, role)
     begin_session(result.raw_session_id)
 
 
@@ -195,7 +195,7 @@ def login_page() -> ResponseReturnValue:
 def logout() -> Response:
     view = current()
     if view is not None and ActionForm().validate_on_submit():
-        login.logout(uow(), services().cache, view)
+        login.logout(uow(), view)
     end_session_cookie()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -208,7 +208,7 @@ def switch_role() -> Response:
     if not form.validate_on_submit():
         flash("Choose one of your roles.", "error")
         return _dashboard()
-    result = login.switch_role(uow(), services().cache, me(), form.role.data or "")
+    result = login.switch_role(uow(), me(), form.role.data or "")
     begin_session(result.raw_session_id)
     flash(f"You are now working as {Role(result.account.role).label.lower()}.", "success")
     return _dashboard()
@@ -260,7 +260,7 @@ def _new_password(token: str, purpose: TokenPurpose) -> ResponseReturnValue:
     form = NewPasswordForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            identity = credentials.reset_password(uow(), services().cache, token,
+            identity = credentials.reset_password(uow(), token,
                                                   form.password.data or "", purpose)
             begin_session(login.log_in_verified(uow(), identity).raw_session_id)
             flash("Your new password is set, and every other session was logged out.",

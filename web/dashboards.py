@@ -12,12 +12,21 @@ from werkzeug.wrappers import Response
 from core.audit import queries as audit_queries
 from core.identity import clients, invitations, login, practice, queries
 from core.identity.models import Account, Role
+from core.identity.queries import PracticeHome
 from core.onboarding.schemas import LANGUAGES
+from core.tenancy import plans
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
-from web.authn import current, login_required, me, role_required
+from web.authn import current, login_required, me, reads_ahead, role_required
 from web.context import services, settings, uow
-from web.forms import ActionForm, EmailForm, errors_shown_on, form_status, refusal_flashed
+from web.forms import (
+    ActionForm,
+    EmailForm,
+    PracticeLimitForm,
+    errors_shown_on,
+    form_status,
+    refusal_flashed,
+)
 from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
@@ -37,7 +46,23 @@ def _resume_stage() -> dict[str, Any]:
 
 
 def _activity() -> Any:
-    return audit_queries.security_activity(uow().session, me().identity_uuid)
+    return audit_queries.cached_security_activity(uow().session, services().regions,
+                                                  me().identity_uuid)
+
+
+def _home() -> PracticeHome | None:
+    tenant_id = me().tenant_uuid
+    if tenant_id is None:
+        return None
+    return queries.practice_home(uow().session, services().regions, tenant_id)
+
+
+def _page_content(db_session: Any, identity_id: Any, tenant_id: Any) -> list[Any]:
+    """A dashboard's cached content, read along with the session (web.authn.reads_ahead)."""
+    wanted: list[Any] = [audit_queries.activity_entry(db_session, identity_id)]
+    if tenant_id is not None:
+        wanted.append(queries.practice_home_entry(db_session, tenant_id))
+    return wanted
 
 
 def _account() -> Account:
@@ -52,14 +77,13 @@ def dashboard() -> Response:
 
 @blueprint.get("/client")
 @role_required(Role.CLIENT)
+@reads_ahead(_page_content)
 def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
-    session = uow().session
-    tenant_id = me().tenant_uuid
-    practice = queries.practice_details(session, tenant_id) if tenant_id else None
-    return render_template("dashboards/client.html", practice=practice,
-                           tenant=practice.tenant if practice else None, activity=_activity())
+    home = _home()
+    return render_template("dashboards/client.html", practice=home.details if home else None,
+                           tenant=home.tenant if home else None, activity=_activity())
 
 
 def _join_url(tenant: Tenant | None) -> str | None:
@@ -69,21 +93,20 @@ def _join_url(tenant: Tenant | None) -> str | None:
 
 
 def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
-    session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
-    newest = clients.client_page(session, clients.ClientQuery(sort="joined", descending=True),
-                                 size=5)
+    home = _home()
+    tenant = home.tenant if home else None
     return render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=_join_url(tenant),
         join=practice.join_link(tenant) if tenant else None,
-        email_verified=me().email_verified, newest=newest,
-        invitations=queries.invitation_rows(session),
+        email_verified=me().email_verified, newest=home.newest if home else None,
+        invitations=home.invitations if home else [],
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
     ), form_status(invite_form)
 
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
+@reads_ahead(_page_content)
 def therapist() -> ResponseReturnValue:
     return detour(me()) or _therapist_page(EmailForm())
 
@@ -173,7 +196,7 @@ def remove_client(account_id: uuid.UUID) -> Response:
     detail = clients.client_detail(uow().session, account_id)  # another practice's: a 404
     if not ActionForm().validate_on_submit() or request.form.get("confirm") != "remove":
         return redirect(url_for("dashboards.confirm_remove_client", account_id=account_id))
-    clients.remove_client(uow(), services().cache, _account(), account_id)
+    clients.remove_client(uow(), _account(), account_id)
     flash(f"{detail.account.display_name} is no longer a client of your practice. Their login "
           "and any other accounts they have are untouched.", "success")
     return redirect(url_for("dashboards.client_list"))
@@ -189,18 +212,42 @@ def admin() -> str:
         security=audit_queries.recent(session, types=[
             "LOGIN_FAILED", "ACCOUNT_LOCKED", "ACCESS_DENIED", "UNAUTHORIZED_ACCESS_ATTEMPT",
             "RATE_LIMIT_EXCEEDED"]),
-        activity=_activity(),
+        activity=_activity(), cache_counts=services().regions.counts(),
     )
+
+
+def _practice_page(tenant_id: uuid.UUID, form: PracticeLimitForm | None = None
+                   ) -> tuple[str, int]:
+    session = uow().session
+    tenant = owned(session, Tenant, tenant_id)
+    budget = plans.budget_of(session, tenant)
+    form = form or PracticeLimitForm(requests_per_minute=budget.override)
+    return render_template("dashboards/admin_practice.html", tenant=tenant, budget=budget,
+                           form=form, therapists=queries.therapists(session, tenant_id=tenant.id),
+                           clients=queries.clients(session, tenant_id=tenant.id)
+                           ), form_status(form)
 
 
 @blueprint.get("/admin/practices/<uuid:tenant_id>")
 @role_required(Role.ADMIN)
-def admin_practice(tenant_id: uuid.UUID) -> str:
-    session = uow().session
-    tenant = owned(session, Tenant, tenant_id)
-    return render_template("dashboards/admin_practice.html", tenant=tenant,
-                           therapists=queries.therapists(session, tenant_id=tenant.id),
-                           clients=queries.clients(session, tenant_id=tenant.id))
+def admin_practice(tenant_id: uuid.UUID) -> tuple[str, int]:
+    return _practice_page(tenant_id)
+
+
+@blueprint.post("/admin/practices/<uuid:tenant_id>/limits")
+@role_required(Role.ADMIN)
+def set_practice_limit(tenant_id: uuid.UUID) -> ResponseReturnValue:
+    """A platform admin sets the practice's requests per minute (empty: its plan's)."""
+    form = PracticeLimitForm()
+    if form.validate_on_submit():
+        with errors_shown_on(form):
+            plans.set_practice_budget(uow(), actor_account_id=me().account_uuid,
+                                      actor_role=me().role, tenant_id=tenant_id,
+                                      per_minute=form.requests_per_minute.data)
+            flash("The practice's request limit is saved; it applies from the next request.",
+                  "success")
+            return redirect(url_for("dashboards.admin_practice", tenant_id=tenant_id))
+    return _practice_page(tenant_id, form)
 
 
 @blueprint.post("/admin/identities/<uuid:identity_id>/unlock")

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import flash, g, render_template
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import AnyOf, InputRequired, Length
+from wtforms import BooleanField, EmailField, HiddenField, IntegerField, PasswordField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
 from core.errors import DomainError, Forbidden, RateLimited, Unauthenticated, ValidationFailed
 from core.identity.passwords import MAX_LENGTH as MAX_PASSWORD
@@ -72,6 +72,12 @@ class ChangePasswordForm(FlaskForm):
 
 class SwitchRoleForm(FlaskForm):
     role = StringField("Switch to", [AnyOf(["client", "therapist", "admin"])])
+
+
+class PracticeLimitForm(FlaskForm):
+    requests_per_minute = IntegerField(
+        "Requests per minute for the whole practice",
+        [Optional(), NumberRange(min=1, message="Enter a whole number of at least 1.")])
 
 
 class ActionForm(FlaskForm):

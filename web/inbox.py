@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from core.notifications import service
 from web.authn import current, login_required, me
-from web.context import uow
+from web.context import services, uow
 from web.errors import MalformedRequest
 from web.forms import ActionForm
 from web.inputs import aware_timestamp
@@ -25,7 +25,8 @@ def _unread() -> dict[str, Any]:
     view = current()
     if view is None or g.get("error_page") or request.path.startswith("/api/"):
         return {}
-    return {"unread_count": service.unread_count(uow().session, view.account_uuid)}
+    return {"unread_count": service.unread_count(uow().session, services().regions,
+                                                 view.account_uuid)}
 
 
 @blueprint.get("/inbox")

@@ -23,7 +23,6 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from core.identity import sessions
 from core.identity.sessions import SessionView
 from core.onboarding import navigation, schemas, service
 from core.onboarding.navigation import GoTo, ShowStage
@@ -47,7 +46,7 @@ def detour(view: SessionView) -> WerkzeugResponse | None:
     """Where an account whose onboarding is not complete goes instead of its dashboard."""
     if view.role == "admin":
         return None
-    return _go(navigation.detour(uow(), services().cache, view.account_uuid,
+    return _go(navigation.detour(uow(), services().regions, view.account_uuid,
                                  deferred=bool(session.get(DEFERRED))))
 
 
@@ -55,7 +54,7 @@ def unfinished_stage(view: SessionView | None) -> Stage | None:
     """For the resume banner on the dashboards."""
     if view is None or view.role == "admin":
         return None
-    return navigation.unfinished_stage(uow().session, services().cache, view.account_uuid)
+    return navigation.unfinished_stage(uow().session, services().regions, view.account_uuid)
 
 
 def _go(outcome: GoTo | None) -> WerkzeugResponse | None:
@@ -67,9 +66,6 @@ def _go(outcome: GoTo | None) -> WerkzeugResponse | None:
         session[DEFERRED] = True
     if outcome.completed:
         session.pop(DEFERRED, None)
-        navigation.remember_complete(services().cache, me().account_uuid)
-        # The header's cached view of the person reads times in the zone they just gave.
-        sessions.forget_cached(uow().session, services().cache, me().identity_uuid)
     if outcome.stage is None:
         return redirect(url_for("dashboards.dashboard"))
     return redirect(url_for("onboarding.stage", slug=outcome.stage.slug))
@@ -180,8 +176,6 @@ def api_complete() -> Response:
     progress = navigation.finish(uow(), me().account_uuid, answers, version=version,
                                  ip=request.remote_addr)
     session.pop(DEFERRED, None)
-    navigation.remember_complete(services().cache, me().account_uuid)
-    sessions.forget_cached(uow().session, services().cache, me().identity_uuid)
     return jsonify(service.snapshot(progress))
 
 

@@ -16,7 +16,7 @@ from core.onboarding.schemas import LANGUAGES, time_zones
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 from web.authn import current, login_required, me, role_required
-from web.context import services, settings, uow
+from web.context import settings, uow
 from web.forms import (
     ActionForm,
     EmailChangeForm,
@@ -78,7 +78,7 @@ def update_profile() -> ResponseReturnValue:
     form = ProfileForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            profile.update_profile(uow(), services().cache, me(),
+            profile.update_profile(uow(), me(),
                                    display_name=form.display_name.data or "",
                                    answers={k: getattr(form, k).data or ""
                                             for k in profile.ANSWERED})
@@ -112,7 +112,7 @@ def confirm_email(token: str) -> ResponseReturnValue:
                               email_change.LINK_NOT_VALID)
         return render_template("settings_confirm_email.html", form=form,
                                new_email=found.new_email)
-    identity = email_change.confirm_email_change(uow(), services().cache, token)
+    identity = email_change.confirm_email_change(uow(), token)
     flash(f"Your e-mail address is now {identity.email}. We told your old address about the "
           "change.", "success")
     if current() is None:
@@ -126,7 +126,7 @@ def update_practice() -> ResponseReturnValue:
     form = PracticeSettingsForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            practice.update_practice(uow(), services().cache, _account(), me(),
+            practice.update_practice(uow(), _account(), me(),
                                      name=form.name.data or "",
                                      join_link_enabled=bool(form.join_link_enabled.data))
             flash("Your practice's settings are saved.", "success")

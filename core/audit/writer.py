@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from core import clock
 from core.audit.models import AuditEntry
+from core.caching import ACTIVITY, invalidate_after_commit
 from core.db import id_in, insert_ignoring_conflicts
 from core.events.models import EVENTS
 from core.uow import UnitOfWork
@@ -98,3 +99,7 @@ def _direct_row(entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 def _insert(uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
     insert_ignoring_conflicts(uow.session, AuditEntry.__table__, rows)  # type: ignore[arg-type]
+    # A person's security activity (their dashboards) is cached: it goes stale with the commit.
+    identities = {row["subject"].removeprefix("identity:") for row in rows
+                  if (row["subject"] or "").startswith("identity:")}
+    invalidate_after_commit(uow.session, *(ACTIVITY.key(i) for i in sorted(identities)))

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.adapters.cache import Cache
 from core.errors import NotFound, RateLimited, ValidationFailed
 from core.events.types import EventType
 from core.identity import sessions
@@ -239,7 +238,7 @@ def remind_client(uow: UnitOfWork, therapist: Account, account_id: uuid.UUID) ->
     return detail.account
 
 
-def remove_client(uow: UnitOfWork, cache: Cache, therapist: Account,
+def remove_client(uow: UnitOfWork, therapist: Account,
                   account_id: uuid.UUID) -> Account:
     """Take a client out of the practice: their client account (and its set-up) goes, their
     identity and any other accounts stay. Sessions in that account end at once."""
@@ -251,11 +250,9 @@ def remove_client(uow: UnitOfWork, cache: Cache, therapist: Account,
                                              AuthSession.revoked_at.is_(None))
     ).scalars().all()
     for id_hash in in_account:
-        sessions.end(session, cache, id_hash, "removed")
-    if identity is not None:
-        sessions.forget_cached(session, cache, identity.id)  # their role switcher lists it
-        if identity.last_account_id == account.id:
-            identity.last_account_id = None
+        sessions.end(session, id_hash, "removed")
+    if identity is not None and identity.last_account_id == account.id:
+        identity.last_account_id = None
     uow.record(EventType.CLIENT_REMOVED, tenant_id=account.tenant_id,
                actor_account_id=therapist.id, subject=f"identity:{account.identity_id}",
                payload={"account_id": str(account.id), "name": account.display_name})

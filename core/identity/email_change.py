@@ -5,11 +5,11 @@ move it away from its owner)."""
 from __future__ import annotations
 
 from core import clock
-from core.adapters.cache import Cache
+from core.caching import PRACTICE_HOMES, invalidate_after_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.events.types import EventType
 from core.identity import sessions
-from core.identity.directory import identity_by_email
+from core.identity.directory import accounts_of, identity_by_email
 from core.identity.models import Identity, TokenPurpose
 from core.identity.passwords import verify_password
 from core.identity.tokens import redeem
@@ -46,7 +46,7 @@ def request_email_change(uow: UnitOfWork, view: sessions.SessionView, *, new_ema
     return address
 
 
-def confirm_email_change(uow: UnitOfWork, cache: Cache, raw_token: str) -> Identity:
+def confirm_email_change(uow: UnitOfWork, raw_token: str) -> Identity:
     token = redeem(uow.session, raw_token, TokenPurpose.CHANGE_EMAIL)
     identity = uow.session.get(Identity, token.identity_id) if token else None
     if token is None or identity is None or not token.new_email:
@@ -57,7 +57,10 @@ def confirm_email_change(uow: UnitOfWork, cache: Cache, raw_token: str) -> Ident
     old = identity.email
     identity.email = token.new_email
     identity.email_verified_at = clock.now()
-    sessions.forget_cached(uow.session, cache, identity.id)  # the views show the address
+    # Their practices' dashboards list the address (Identity.cached_under covers the rest).
+    invalidate_after_commit(uow.session, *(PRACTICE_HOMES.key(account.tenant_id)
+                                            for account in accounts_of(uow.session, identity.id)
+                                            if account.tenant_id is not None))
     uow.record(EventType.EMAIL_CHANGED, subject=f"identity:{identity.id}",
                payload={"old_email": old, "new_email": identity.email})
     return identity

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.caching import PRACTICE_HOMES, PROFILES, ROLES, SESSIONS, Invalidation, changed
 from core.db import Base, new_id
 from core.scoping import TenantOwned
 
@@ -42,6 +44,10 @@ class Identity(Base):
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
 
+    def cached_under(self) -> Iterator[Invalidation]:
+        if changed(self, "email", "email_verified_at"):
+            yield PROFILES.key(self.id)
+
 
 class Account(TenantOwned, Base):
     """A role account. Found by (identity id, role) and nothing else."""
@@ -61,6 +67,12 @@ class Account(TenantOwned, Base):
     display_name: Mapped[str] = mapped_column(sa.String(120))
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        if changed(self, "role", "tenant_id", "display_name", "identity_id"):
+            yield ROLES.key(self.identity_id)
+            if self.tenant_id is not None:
+                yield PRACTICE_HOMES.key(self.tenant_id)  # the practice's list of clients
 
     __table_args__ = (
         sa.UniqueConstraint("identity_id", "role"),
@@ -87,6 +99,9 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None]
     # Why it ended: logout, rotated, revoked, password_changed …
     ended_reason: Mapped[str | None] = mapped_column(sa.String(32))
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        yield SESSIONS.key(self.id_hash)
 
 
 class TokenPurpose(StrEnum):
@@ -145,3 +160,7 @@ class Invitation(TenantOwned, Base):
                  postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
                  sqlite_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL")),
     )
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        if self.tenant_id is not None:
+            yield PRACTICE_HOMES.key(self.tenant_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from core.adapters.cache import Cache
 from core.errors import Forbidden, NotFound
 from core.events.types import EventType
 from core.identity import sessions
@@ -47,14 +46,13 @@ def _owned_practice(uow: UnitOfWork, therapist: Account) -> Tenant:
     return tenant
 
 
-def update_practice(uow: UnitOfWork, cache: Cache, therapist: Account, view: sessions.SessionView,
+def update_practice(uow: UnitOfWork, therapist: Account, view: sessions.SessionView,
                     *, name: str, join_link_enabled: bool) -> Tenant:
     tenant = _owned_practice(uow, therapist)
     clean = clean_name(name, "name", "the practice's name", max_length=MAX_NAME)
     tenant.name = clean
     tenant.settings = {**(tenant.settings or {}), "display_name": clean,
                        "join_link_enabled": join_link_enabled}
-    sessions.forget_cached(uow.session, cache, view.identity_uuid)  # the header names it
     uow.record(EventType.PRACTICE_SETTINGS_CHANGED, tenant_id=tenant.id,
                actor_account_id=therapist.id, subject=f"tenant:{tenant.id}",
                payload={"name": clean, "join_link_enabled": join_link_enabled})

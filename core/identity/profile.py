@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.adapters.cache import Cache
 from core.errors import ValidationFailed
 from core.events.types import EventType
 from core.identity import sessions
@@ -37,7 +36,7 @@ def profile_of(session: Session, view: sessions.SessionView) -> Profile:
     return Profile(account.display_name, answers, progress is not None)
 
 
-def update_profile(uow: UnitOfWork, cache: Cache, view: sessions.SessionView, *,
+def update_profile(uow: UnitOfWork, view: sessions.SessionView, *,
                    display_name: str, answers: dict[str, Any]) -> Profile:
     """Every field must be valid (the same rules as in set-up); times then show in the new
     time zone on the very next page."""
@@ -59,7 +58,6 @@ def update_profile(uow: UnitOfWork, cache: Cache, view: sessions.SessionView, *,
     if errors:
         raise onboarding.AnswersInvalid(errors)
     account.display_name = name
-    sessions.forget_cached(session, cache, view.identity_uuid)
     uow.record(EventType.PROFILE_UPDATED, tenant_id=account.tenant_id,
                actor_account_id=account.id, subject=f"identity:{view.identity_id}",
                payload={"fields": ["display_name", *(ANSWERED if progress else ())]})

@@ -5,7 +5,6 @@ the person's other accounts."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,14 +12,8 @@ from sqlalchemy.orm import Session
 from core.identity.models import Account
 from core.localtime import UTC_NAME
 from core.onboarding.models import OnboardingProgress
-from core.onboarding.schemas import time_zones
-from core.onboarding.stages import Stage
+from core.onboarding.schemas import answered_zone
 from core.scoping import crossing_tenants
-
-
-def answered_zone(data: dict[str, Any] | None) -> str | None:
-    zone = ((data or {}).get(Stage.PERSONAL_INFO.value) or {}).get("time_zone")
-    return zone if zone in time_zones() else None
 
 
 def time_zone_of(session: Session, identity_id: uuid.UUID,

@@ -9,13 +9,16 @@ import pytest
 import sqlalchemy as sa
 
 from core import clock
+from core.caching import CachedRegions
 from core.errors import NotFound, RateLimited, ValidationFailed
 from core.identity import (
     clients,
     email_change,
     invitations,
+    login,
     practice,
     profile,
+    sessions,
     signup,
     tokens,
 )
@@ -23,6 +26,7 @@ from core.identity.directory import account_for, identity_by_email
 from core.identity.invitations import InvitationState, state_of
 from core.identity.models import Account, AuthSession, Identity, Invitation, Role, TokenPurpose
 from core.identity.zones import time_zone_of
+from core.onboarding import navigation
 from core.onboarding import service as onboarding
 from core.onboarding.service import AnswersInvalid
 from core.scoping import TenantContext, system_session
@@ -211,19 +215,33 @@ def test_a_reminder_goes_at_most_hourly_and_never_after_set_up(db, moved):
         clients.remind_client(uow, therapist, client.id)
 
 
-def test_removing_a_client_keeps_their_identity_and_ends_their_sessions(db, cache, settings):
+def _logged_in(db, regions, settings, email: str = ADA) -> tuple[sessions.SessionView, str]:
+    with UnitOfWork(db) as uow:
+        raw = login.login(uow, settings, email=email, password=PASSWORD).raw_session_id
+        uow.commit()
+    with system_session(db) as session:
+        view = sessions.load(session, regions, settings, raw)
+        session.commit()
+    assert view is not None
+    return view, raw
+
+
+def test_removing_a_client_keeps_their_identity_and_ends_their_sessions(db, cache, regions,
+                                                                        settings):
     therapist = _therapist(db)
     client = _joined_client(db, therapist)
-    view = _view(db, cache, settings, "client00@example.com")
+    view, raw = _logged_in(db, regions, settings, "client00@example.com")
     with _in(db, therapist) as uow:
-        clients.remove_client(uow, cache, therapist, client.id)
+        clients.remove_client(uow, therapist, client.id)
         uow.commit()
     with system_session(db) as session:
         assert session.get(Account, client.id) is None
         assert session.get(Identity, client.identity_id) is not None
         record = session.get(AuthSession, view.id_hash)
         assert record.ended_reason == "removed"
-    assert cache.get(f"session:{view.id_hash}") is None  # ended at once, on every process
+    # Ended at once, on every process: another process's regions over the same cache.
+    with system_session(db) as session:
+        assert sessions.load(session, CachedRegions(cache), settings, raw) is None
     [removed] = events_of(db, "CLIENT_REMOVED")
     assert (removed.actor_account_id, removed.tenant_id) == (therapist.id, therapist.tenant_id)
     with _in(db, therapist) as uow, pytest.raises(NotFound):
@@ -240,32 +258,38 @@ def test_set_up_starts_with_what_sign_up_asked(db):
                              "PROFESSIONAL_INFO": {"practice_display_name": "Harbour Counselling"}}
 
 
-def test_a_profile_change_moves_the_time_zone_and_refuses_half_valid_answers(db, cache,
+def _zone(db, regions, account_id) -> str | None:
+    with system_session(db) as session:
+        return (navigation.status(session, regions, account_id) or {}).get("time_zone")
+
+
+def test_a_profile_change_moves_the_time_zone_and_refuses_half_valid_answers(db, regions,
                                                                             settings):
     therapist = _therapist(db)
     finish_onboarding(db, therapist)
-    view = _view(db, cache, settings)
-    assert view.time_zone == "Europe/London"
+    view = _view(db, regions, settings)
+    assert _zone(db, regions, therapist.id) == "Europe/London"  # what every page reads
     answers = {"full_name": "Ada L", "phone": "+81 3 1234 5678", "time_zone": "Asia/Tokyo",
                "preferred_language": "en"}
     with _in(db, therapist) as uow, pytest.raises(AnswersInvalid) as refused:
-        profile.update_profile(uow, cache, view, display_name=" ",
+        profile.update_profile(uow, view, display_name=" ",
                                answers={**answers, "time_zone": "Mars/Olympus"})
     assert set(refused.value.errors) == {"display_name", "time_zone"}
     with _in(db, therapist) as uow:
-        profile.update_profile(uow, cache, view, display_name="Dr Ada", answers=answers)
+        profile.update_profile(uow, view, display_name="Dr Ada", answers=answers)
         uow.commit()
     with system_session(db) as session:
         assert time_zone_of(session, view.identity_uuid) == "Asia/Tokyo"
         assert session.get(Account, therapist.id).display_name == "Dr Ada"
-    assert cache.get(f"session:{view.id_hash}") is None  # the next page reads the new zone
+    assert _zone(db, regions, therapist.id) == "Asia/Tokyo"  # from the very next page on
     assert events_of(db, "PROFILE_UPDATED")
 
 
-def test_an_e_mail_change_waits_for_the_new_address_and_tells_the_old_one(db, cache, settings):
+def test_an_e_mail_change_waits_for_the_new_address_and_tells_the_old_one(db, regions,
+                                                                         settings):
     _therapist(db)
     _therapist(db, "taken@elm.example", "Elm Street")
-    view = _view(db, cache, settings)
+    view = _view(db, regions, settings)
     with UnitOfWork(db) as uow, pytest.raises(ValidationFailed) as refused:
         email_change.request_email_change(uow, view, new_email="taken@elm.example",
                                           password="wrong")
@@ -283,20 +307,20 @@ def test_an_e_mail_change_waits_for_the_new_address_and_tells_the_old_one(db, ca
                            new_email="ada@new.example")
         session.commit()
     with UnitOfWork(db) as uow:
-        email_change.confirm_email_change(uow, cache, raw)
+        email_change.confirm_email_change(uow, raw)
         uow.commit()
     with UnitOfWork(db) as uow, pytest.raises(NotFound):
-        email_change.confirm_email_change(uow, cache, raw)  # once
+        email_change.confirm_email_change(uow, raw)  # once
     with system_session(db) as session:
         assert identity_by_email(session, "ada@new.example").id == view.identity_uuid
     [changed] = events_of(db, "EMAIL_CHANGED")
     assert changed.payload == {"old_email": ADA, "new_email": "ada@new.example"}
 
 
-def test_a_new_join_link_retires_the_old_one_and_the_link_can_be_switched_off(db, cache,
+def test_a_new_join_link_retires_the_old_one_and_the_link_can_be_switched_off(db, regions,
                                                                              settings):
     therapist = _therapist(db)
-    view = _view(db, cache, settings)
+    view = _view(db, regions, settings)
     with system_session(db) as session:
         slug = session.get(Tenant, therapist.tenant_id).slug
     with _in(db, therapist) as uow:
@@ -308,7 +332,7 @@ def test_a_new_join_link_retires_the_old_one_and_the_link_can_be_switched_off(db
             signup.practice_to_join(uow.session, slug)
         assert signup.practice_to_join(uow.session, slug, code).id == therapist.tenant_id
     with _in(db, therapist) as uow:
-        practice.update_practice(uow, cache, therapist, view, name="Harbour & Co",
+        practice.update_practice(uow, therapist, view, name="Harbour & Co",
                                  join_link_enabled=False)
         uow.commit()
     with UnitOfWork(db) as uow, pytest.raises(NotFound):

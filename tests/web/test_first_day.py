@@ -128,5 +128,6 @@ def test_a_new_join_link_retires_the_old_one(app, db):
 
 def test_asking_for_a_new_invitation_needs_an_expired_one(app, db):
     visitor = app.test_client()
-    assert post_form(visitor, "/invite/no-such-link/renew", {}, page="/").status_code == 404
+    assert post_form(visitor, "/invite/no-such-link/renew", {},
+                     page="/login").status_code == 404
     assert visitor.get("/invite/no-such-link").status_code == 404
