@@ -21,7 +21,10 @@ def web_process(settings: Settings | None = None, *, services: Services | None =
     """The web tier with the worker side it hands events to (a real broker, or in embedded
     mode an in-process one that `embedded` drains)."""
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_format, settings.log_level)
+    # Request threads hand their log lines to a writer thread; tests keep writing them at once,
+    # inside the capture of the test that logged them.
+    configure_logging(settings.log_format, settings.log_level,
+                      queued=settings.app_env != "test")
     services = services or Services.build(settings)
     side = assemble(settings, services)
     app = create_app(settings, services=services, background=side)

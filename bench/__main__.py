@@ -7,7 +7,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -15,8 +15,16 @@ from types import FrameType
 from bench import backends, interference
 from bench.http import WrkError, wrk_version
 from bench.measure import Context, Measurement, MeasurementError, RunOptions, Sample, Target
+from bench.profile import profiling
 from bench.report import collect_meta, format_table, summarise, write_json
-from bench.servers import BARE_CONFIG, GunicornOptions, ServerError, ServerSpec, running
+from bench.servers import (
+    BARE_CONFIG,
+    STARTED,
+    GunicornOptions,
+    ServerError,
+    ServerSpec,
+    running,
+)
 from bench.suite import ENTRIES
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,6 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--prefetch", type=_positive,
                         help="dramatiq_queue_prefetch for both worker processes (default: "
                         "Dramatiq's own, threads x 2)")
+    parser.add_argument("--reload-data", action="store_true",
+                        help="load the metrics entries' database (bench_metrics: 1M accounts, "
+                        "5M events) afresh instead of reusing it")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the platform's gunicorn workers during each of its entries; "
+                        "collapsed stacks go to bench/results/profiles/, a summary to stderr")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="measure only this entry and its baseline (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
@@ -102,6 +116,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
         messages=pick(args.messages, 5_000, 1_000),
         audit_rows=pick(args.audit_rows, 10_000, 2_000),
         prefetch=args.prefetch,
+        reload_data=args.reload_data,
+        profile=args.profile,
     )
 
 
@@ -141,8 +157,17 @@ def measure(entries: Sequence[Measurement], ctx: Context) -> dict[str, list[Samp
 
 def _watched(entry: Measurement, ctx: Context) -> Sample:
     before = interference.snapshot()
-    sample = entry.measure(ctx)
+    with _profiled(entry, ctx):
+        sample = entry.measure(ctx)
     return replace(sample, other_cpu=interference.other_cpu(before, interference.snapshot()))
+
+
+def _profiled(entry: Measurement, ctx: Context) -> AbstractContextManager[None]:
+    platform = STARTED.get("platform")
+    if not ctx.options.profile or platform is None or not entry.needs_servers \
+            or getattr(entry, "target", "app") != "app":
+        return nullcontext()
+    return profiling(platform, entry.name, ctx.options.duration)
 
 
 def run(entries: Sequence[Measurement], options: RunOptions,

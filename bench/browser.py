@@ -13,7 +13,10 @@ from urllib.parse import urlencode, urlsplit
 
 from bench.measure import MeasurementError
 
-_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+# Logged-in pages carry the token in a meta tag, forms in a hidden field; anonymous pages without
+# a form carry none (they set no cookie).
+_CSRF_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"'
+                         r'|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 TIMEOUT = 30.0  # a log-in spends ~0.2 s in argon2 alone; more while wrk is busy elsewhere
 
 
@@ -74,17 +77,17 @@ class Browser:
             else:
                 self._cookies[name] = morsel.value
 
-    def csrf_token(self, path: str = "/") -> str:
-        """The token in a page's `<meta name="csrf-token">`; the cookie now holds its pair."""
+    def csrf_token(self, path: str = "/login") -> str:
+        """The token a page carries (meta tag or form field); the cookie now holds its pair."""
         reply = self.request("GET", path)
-        match = _CSRF_META.search(reply.text)
+        match = _CSRF_TOKEN.search(reply.text)
         if reply.status != 200 or match is None:
             raise MeasurementError(f"no CSRF token on GET {path} (status {reply.status})")
-        return match.group(1)
+        return match.group(1) or match.group(2)
 
     def log_in(self, email: str, password: str) -> None:
         """The login form, as a person sends it: a 302 to the dashboard, or MeasurementError."""
-        form = {"email": email, "password": password, "csrf_token": self.csrf_token("/")}
+        form = {"email": email, "password": password, "csrf_token": self.csrf_token("/login")}
         reply = self.request("POST", "/login", body=urlencode(form),
                              headers={"Content-Type": "application/x-www-form-urlencoded"})
         if reply.status != 302 or not reply.location.endswith("/dashboard"):

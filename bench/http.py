@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -186,7 +186,14 @@ class HttpEndpoint:
             self._wrk(ctx, ctx.options.warmup)
 
     def measure(self, ctx: Context) -> Sample:
-        return self._wrk(ctx, ctx.options.duration).sample()
+        sample = self._wrk(ctx, ctx.options.duration).sample()
+        if self.target != "app":
+            return sample
+        from bench import counts, inprocess
+
+        app = inprocess.app(inprocess.env_key(ctx))
+        return replace(sample, extra={**sample.extra, **counts.anonymous_request(
+            app, self.method, self.path)})
 
     def _wrk(self, ctx: Context, seconds: int) -> WrkResult:
         return run_wrk(self.url(ctx), ctx, seconds=seconds, headers=self.headers,

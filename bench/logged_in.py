@@ -32,10 +32,9 @@ from statistics import quantiles
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-import sqlalchemy as sa
-
 from bench import accounts, inprocess, interference
 from bench.browser import Browser
+from bench.counts import counting
 from bench.http import BASELINE, SCRIPTS, LuaValue, WrkResult, lua_literal, run_wrk
 from bench.inprocess import EnvKey, env_key
 from bench.measure import Context, MeasurementError, Sample
@@ -147,7 +146,7 @@ class Login:
         for _ in range(threads):
             browser = Browser(ctx.urls["app"])
             form = {"email": email, "password": accounts.password(),
-                    "csrf_token": browser.csrf_token("/")}
+                    "csrf_token": browser.csrf_token("/login")}
             values.append({"method": "POST", "path": "/login", "body": urlencode(form),
                            "headers": {"Cookie": browser.cookie_header,
                                        "Content-Type": "application/x-www-form-urlencoded"}})
@@ -220,7 +219,7 @@ def _dashboard_cookies(env: EnvKey, base_url: str, count: int, email: str) -> tu
 
 
 @contextmanager
-def _request_log_quiet() -> Iterator[None]:
+def request_log_quiet() -> Iterator[None]:
     """The in-process app logs each request like the servers do; not on the bench's stderr."""
     log = logging.getLogger("web.request")
     level = log.level
@@ -235,11 +234,11 @@ def _request_log_quiet() -> Iterator[None]:
 def _logged_in_client(env: EnvKey, email: str) -> FlaskClient:
     """The run's in-process app (same settings as the servers), logged in with the login form."""
     client = inprocess.app(env).test_client()
-    with _request_log_quiet():
-        page = client.get("/").get_data(as_text=True)
-        token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page)
+    with request_log_quiet():
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
         if token is None:
-            raise MeasurementError("no CSRF token on the in-process app's home page")
+            raise MeasurementError("no CSRF token on the in-process app's login page")
         response = client.post("/login", data={"email": email, "password": accounts.password(),
                                                "csrf_token": token.group(1)})
     if response.status_code != 302:
@@ -252,21 +251,13 @@ def _dashboard_statements(env: EnvKey, email: str) -> dict[str, float | str]:
     from tests.web.test_query_budget import WHO_IS_ASKING
 
     client = _logged_in_client(env, email)
-    engine = client.application.extensions["services"].db.engine
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    with _request_log_quiet():
+    with request_log_quiet():
         statuses = [client.get("/therapist").status_code for _ in range(WARMING_GETS)]
-        sa.event.listen(engine, "before_cursor_execute", record)
-        try:
+        with counting(client) as counted:
             statuses.append(client.get("/therapist").status_code)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", record)
     if any(status != 200 for status in statuses):
         raise MeasurementError(f"in-process GET /therapist answered {statuses}")
+    seen = counted.statements
     identity = [s for s in seen if WHO_IS_ASKING.search(s)]
     plumbing = [s for s in seen if s.startswith(PLUMBING)]
     if identity:
@@ -276,7 +267,32 @@ def _dashboard_statements(env: EnvKey, email: str) -> dict[str, float | str]:
     return {"sql_queries_per_request": len(seen),
             "identity_queries_per_request": len(identity),
             "plumbing_queries": len(plumbing),
-            "content_queries": len(seen) - len(identity) - len(plumbing)}
+            "content_queries": len(seen) - len(identity) - len(plumbing),
+            **counted.figures()}
+
+
+def _autosave_counts(env: EnvKey) -> dict[str, float | str]:
+    """What one warm auto-save sends to the backends, as the first of the people saves it."""
+    person = accounts.onboarding_clients(env, AUTOSAVE_SESSIONS)[0]
+    client = _logged_in_client(env, person.email)
+    with request_log_quiet():
+        token = client.get("/api/csrf-token").get_json()["csrf_token"]
+        version = client.get(AUTOSAVE_PATH).get_json()["version"]
+
+        def save() -> int:
+            nonlocal version
+            response = client.put(AUTOSAVE_PATH, headers={"X-CSRFToken": token}, json={
+                "stage": "PERSONAL_INFO", "version": version,
+                "data": {"full_name": f"Bench counted {version}", "phone": PHONE}})
+            version = (response.get_json() or {}).get("version", version)
+            return response.status_code
+
+        statuses = [save() for _ in range(WARMING_GETS)]
+        with counting(client) as counted:
+            statuses.append(save())
+    if any(status != 200 for status in statuses):
+        raise MeasurementError(f"in-process PUT {AUTOSAVE_PATH} answered {statuses}")
+    return counted.figures()
 
 
 # -- onboarding auto-save ------------------------------------------------------------------------
@@ -311,6 +327,7 @@ class Autosave:
         sample = _with_errors(result.sample(), bare.sample().error_detail, prefix="bare_")
         sample = _with_errors(sample, paced.unexpected, prefix="paced_")
         extra: dict[str, float | str] = {
+            **_autosave_counts(env_key(ctx)),
             "sessions": AUTOSAVE_SESSIONS, "wrk": f"-t{AUTOSAVE_SESSIONS} -c{AUTOSAVE_SESSIONS}",
             "p99_target_ms": AUTOSAVE_P99_TARGET_MS,
             "bare_flask_same_wrk_req_s": round(bare.requests_per_second, 1),

@@ -21,6 +21,8 @@ class RunOptions:
     messages: int = 5_000  # messages or events per pipeline measurement
     audit_rows: int = 10_000  # rows per audit measurement
     prefetch: int | None = None  # dramatiq_queue_prefetch for the workers; None: Dramatiq's own
+    reload_data: bool = False  # load the metrics entries' database afresh, even if it is there
+    profile: bool = False  # py-spy the platform's workers during each app entry (bench.profile)
 
 
 @dataclass(frozen=True)

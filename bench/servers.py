@@ -55,6 +55,10 @@ class ServerSpec:
     config: Path | None = None  # None: gunicorn reads ./gunicorn.conf.py, as in production
 
 
+# The master process of each running server, by name (for --profile).
+STARTED: dict[str, int] = {}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -79,8 +83,10 @@ def running(spec: ServerSpec, options: GunicornOptions, log_dir: Path) -> Iterat
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_ready(process, spec, url, log_path)
+            STARTED[spec.name] = process.pid
             yield url
         finally:
+            STARTED.pop(spec.name, None)
             stop(process, spec.name, log_path)
 
 

@@ -2,6 +2,7 @@
 
 An HTTP endpoint is one line, e.g.
     HttpEndpoint("health-live", "/api/health/live"),
+(each also reports the SQL statements and Redis commands one warm request sends, bench.counts)
 requests made as a logged-in person (each wrk thread with its own session) are the entries of
 `bench.logged_in`, and any other measurement is a `Throughput` entry with its own baseline entry
 listed first (see the pipeline and audit entries below).
@@ -9,7 +10,7 @@ listed first (see the pipeline and audit entries below).
 
 from __future__ import annotations
 
-from bench import audit, audit_viewer, logged_in, pipeline
+from bench import audit, audit_viewer, logged_in, metrics, pipeline
 from bench.http import BASELINE, HttpEndpoint
 from bench.measure import Measurement, Throughput
 
@@ -17,6 +18,7 @@ ENTRIES: list[Measurement] = [
     HttpEndpoint(BASELINE, "/", target="bare"),
     HttpEndpoint("health-live", "/api/health/live"),
     HttpEndpoint("home", "/"),
+    HttpEndpoint("login-page", "/login"),
     # As a person: log in (argon2id), the warm therapist dashboard, 50 sessions auto-saving
     # their onboarding.
     logged_in.Login(),
@@ -37,4 +39,11 @@ ENTRIES: list[Measurement] = [
                run=audit_viewer.small_latency),
     Throughput("audit-viewer", "ms p99", baseline="audit-viewer-50k",
                run=audit_viewer.large_latency),
+    # On 1,000 practices, 1,000,000 accounts and 5,000,000 events (its own database, loaded
+    # once): the metrics rollup, full and after 1,000 new events, against a count of accounts.
+    Throughput("metrics-accounts-count", "ms", baseline="metrics-accounts-count",
+               run=metrics.count_accounts),
+    Throughput("metrics-rollup-full", "ms", baseline="metrics-accounts-count",
+               run=metrics.full_rollup),
+    Throughput("metrics-rollup-tick", "ms", baseline="metrics-accounts-count", run=metrics.tick),
 ]

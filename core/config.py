@@ -96,6 +96,8 @@ class Settings:
     # Embedded mode: threads of the in-process worker that drains the StubBroker.
     embedded_worker_threads: int = 4
     scheduler_lock_ttl_seconds: int = 15
+    # How often the scheduler has the workers roll up the metrics.
+    metrics_rollup_seconds: int = 300
     # Redis broker: how long before a silent worker's messages are handed to another worker.
     broker_heartbeat_timeout_ms: int = 60_000
     # Out of a million broker commands, how many also requeue dead workers' messages.
@@ -235,6 +237,9 @@ class Settings:
             ),
             scheduler_lock_ttl_seconds=_int(
                 "SCHEDULER_LOCK_TTL", env.get("SCHEDULER_LOCK_TTL", "15"), minimum=1
+            ),
+            metrics_rollup_seconds=_int(
+                "METRICS_ROLLUP_SECONDS", env.get("METRICS_ROLLUP_SECONDS", "300"), minimum=1
             ),
             broker_heartbeat_timeout_ms=_int(
                 "BROKER_HEARTBEAT_TIMEOUT_MS", env.get("BROKER_HEARTBEAT_TIMEOUT_MS", "60000"),

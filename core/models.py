@@ -14,6 +14,7 @@ from core.db import Base
 from core.events.models import DeadLetter, Event, HandlerRun
 from core.identity.models import Account, AuthSession, Identity, Invitation, Token
 from core.mail.models import MailLog
+from core.metrics.models import MetricPoint, MetricRollup
 from core.notifications.models import Notification
 from core.onboarding.models import OnboardingProgress
 from core.tenancy.models import Tenant
@@ -21,5 +22,5 @@ from core.tenancy.models import Tenant
 __all__ = ["Account", "AuditArchive", "AuditChain", "AuditCheckpoint", "AuditEntry",
            "AuditExport", "AuditRetentionPermit", "AuditSinkCursor", "AuditVerification",
            "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
-           "Identity", "Invitation", "MailLog", "Notification", "OnboardingProgress", "Tenant",
-           "Token"]
+           "Identity", "Invitation", "MailLog", "MetricPoint", "MetricRollup", "Notification",
+           "OnboardingProgress", "Tenant", "Token"]

@@ -13,6 +13,7 @@ from core.config import Settings
 from core.db import check_connection, create_db_engine, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
+from scheduler.jobs import job_table
 from scheduler.leader import RedisLeaderLock
 from scheduler.runner import add_jobs, scheduler_options
 
@@ -44,7 +45,7 @@ def main() -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     leader = RedisLeaderLock(client, settings.scheduler_lock_ttl_seconds)
     scheduler = BlockingScheduler(**scheduler_options())
-    add_jobs(scheduler, leader, side.enqueue)
+    add_jobs(scheduler, leader, side.enqueue, job_table(settings))
 
     def shut_down(signum: int, _frame: object) -> None:
         log.info("scheduler stopping (signal %d)", signum)

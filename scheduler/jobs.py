@@ -5,11 +5,13 @@ A job only enqueues an actor; the work itself runs on the workers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from core.config import Settings
 
 
 @dataclass(frozen=True)
@@ -44,4 +46,13 @@ JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("onboarding-reminders", "send_onboarding_reminders",
                  CronTrigger(minute=5, timezone="UTC"),
                  "remind people whose onboarding stalled (hourly, in their daytime)"),
+    ScheduledJob("metrics-rollup", "rollup_metrics", IntervalTrigger(seconds=300),
+                 "roll up what changed since the last run into metric_points"),
 )
+
+
+def job_table(settings: Settings) -> tuple[ScheduledJob, ...]:
+    """JOBS, at the intervals the settings ask for (METRICS_ROLLUP_SECONDS)."""
+    every = {"metrics-rollup": settings.metrics_rollup_seconds}
+    return tuple(replace(job, trigger=IntervalTrigger(seconds=every[job.id]))
+                 if job.id in every else job for job in JOBS)

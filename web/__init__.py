@@ -16,14 +16,18 @@ from web.ports import Background
 def create_app(settings: Settings, *, services: Services, background: Background) -> Flask:
     from web import (
         account,
+        assets,
         audit_views,
         auth,
         authn,
         cli,
         context,
         dashboards,
+        devmail,
+        display,
         errors,
         health,
+        inbox,
         inputs,
         notifications,
         onboarding,
@@ -31,6 +35,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         pages,
         security,
     )
+    from web import settings as settings_pages
 
     app = context.PlatformFlask(__name__, instance_path=str(settings.instance_path))
     app.config.update(_flask_config(settings))
@@ -43,11 +48,14 @@ def create_app(settings: Settings, *, services: Services, background: Background
     authn.init_app(app)  # before the limiter: its key is the account once logged in
     security.init_app(app, settings)
     errors.init_app(app)
-    for module in (pages, health, auth, dashboards, account, notifications, onboarding,
-                   openapi, audit_views):
+    display.init_app(app)
+    for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
+                   settings_pages, openapi, audit_views):
         app.register_blueprint(module.blueprint)
-    security.apply_route_limits(app, settings)
+    if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
+        app.register_blueprint(devmail.blueprint)
     cli.init_app(app)
+    assets.init_app(app, watch=not settings.is_production)  # last: it wraps the WSGI app
     return app
 
 
@@ -68,6 +76,8 @@ def _flask_config(settings: Settings) -> dict[str, object]:
         # The cookie outlives the browser session up to the absolute limit; the server enforces
         # the idle and absolute timeouts itself.
         "PERMANENT_SESSION_LIFETIME": settings.session_absolute_hours * 3600,
+        # The cookie is set when it changes (log-in, a flash), not re-signed on every response.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_SSL_STRICT": settings.force_https,
         "TEMPLATES_AUTO_RELOAD": not production,
     }

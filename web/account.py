@@ -28,7 +28,7 @@ def list_sessions() -> str:
 @login_required
 def revoke_session(id_hash: str) -> Response:
     if ActionForm().validate_on_submit():
-        sessions.revoke_session(uow(), services().cache, me(), id_hash)
+        sessions.revoke_session(uow(), me(), id_hash)
         flash("That session is logged out.", "success")
     return redirect(url_for("account.list_sessions"))
 
@@ -37,7 +37,7 @@ def revoke_session(id_hash: str) -> Response:
 @login_required
 def revoke_other_sessions() -> Response:
     if ActionForm().validate_on_submit():
-        ended = sessions.revoke_other_sessions(uow(), services().cache, me())
+        ended = sessions.revoke_other_sessions(uow(), me())
         flash(f"Logged out everywhere else ({ended} session{'s' if ended != 1 else ''}).",
               "success")
     return redirect(url_for("account.list_sessions"))
@@ -49,7 +49,7 @@ def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            credentials.change_password(uow(), services().cache, me(),
+            credentials.change_password(uow(), me(),
                                         current=form.current_password.data or "",
                                         new=form.new_password.data or "")
             flash("Your password is changed, and every other session was logged out.",

@@ -17,7 +17,7 @@ from core.identity.models import Role, TokenPurpose
 from core.identity.sessions import SessionView
 from core.tenancy.models import Tenant
 from web.authn import begin_session, current, end_session_cookie, login_required, me
-from web.context import services, settings, uow
+from web.context import settings, uow
 from web.forms import (
     AcceptInvitationForm,
     ActionForm,
@@ -48,7 +48,7 @@ def _check_email(reason: str) -> str:
 
 def _move_into(view: SessionView, role: str) -> None:
     """After adding an account to a logged-in person: into it, with a fresh session id."""
-    result = login.session_for_new_account(uow(), services().cache, view, role)
+    result = login.session_for_new_account(uow(), view, role)
     begin_session(result.raw_session_id)
 
 
@@ -88,16 +88,17 @@ def _start_practice_as(view: SessionView) -> ResponseReturnValue:
 
 
 @blueprint.route("/join/<slug>", methods=["GET", "POST"])
+@blueprint.route("/join/<slug>/<code>", methods=["GET", "POST"])
 @auth_rate_limited
-def join(slug: str) -> ResponseReturnValue:
-    tenant = signup.practice_to_join(uow().session, slug)
+def join(slug: str, code: str | None = None) -> ResponseReturnValue:
+    tenant = signup.practice_to_join(uow().session, slug, code)
     view = current()
     if view is not None:
         return _join_as(view, tenant)
     form = JoinForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            signup.signup_client(uow(), tenant_slug=slug,
+            signup.signup_client(uow(), tenant_slug=slug, join_code=code,
                                  display_name=form.display_name.data or "",
                                  email=form.email.data or "", password=form.password.data or "")
             return _check_email("join")
@@ -126,8 +127,10 @@ def _join_as(view: SessionView, tenant: Tenant) -> ResponseReturnValue:
 @auth_rate_limited
 def accept_invitation(token: str) -> ResponseReturnValue:
     session = uow().session
-    invitation = invitations.open_invitation(session, token)
-    tenant = session.get(Tenant, invitation.tenant_id)
+    link = invitations.follow_link(session, token)
+    if link.invitation is None or link.state != invitations.InvitationState.PENDING:
+        return _unusable_invitation(link, token)
+    invitation, tenant = link.invitation, link.tenant
     view = current()
     registered = identity_by_email(session, invitation.email) is not None
     if view is None and registered:
@@ -153,6 +156,24 @@ def accept_invitation(token: str) -> ResponseReturnValue:
     return render_form("auth/invitation.html", form, invitation=invitation, tenant=tenant)
 
 
+def _unusable_invitation(link: invitations.InvitationLink, token: str) -> tuple[str, int]:
+    """A used, expired, withdrawn or unknown link: what happened, and what to do next.
+    A 404 for unknown links; otherwise 410 Gone: the invitation existed and is over."""
+    status = 404 if link.state is None else 410
+    return render_template("auth/invitation_unusable.html", link=link, token=token,
+                           form=ActionForm()), status
+
+
+@blueprint.post("/invite/<token>/renew")
+@auth_rate_limited
+def request_new_invitation(token: str) -> ResponseReturnValue:
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("auth.accept_invitation", token=token))
+    link = invitations.request_renewal(uow(), token)
+    name = link.tenant.name if link.tenant else "The practice"
+    return render_template("auth/invitation_renewal_asked.html", tenant=link.tenant, name=name)
+
+
 # -- login, logout, role switch ----------------------------------------------------------------
 
 @blueprint.route("/login", methods=["GET", "POST"], endpoint="login")
@@ -174,7 +195,7 @@ def login_page() -> ResponseReturnValue:
 def logout() -> Response:
     view = current()
     if view is not None and ActionForm().validate_on_submit():
-        login.logout(uow(), services().cache, view)
+        login.logout(uow(), view)
     end_session_cookie()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -187,7 +208,7 @@ def switch_role() -> Response:
     if not form.validate_on_submit():
         flash("Choose one of your roles.", "error")
         return _dashboard()
-    result = login.switch_role(uow(), services().cache, me(), form.role.data or "")
+    result = login.switch_role(uow(), me(), form.role.data or "")
     begin_session(result.raw_session_id)
     flash(f"You are now working as {Role(result.account.role).label.lower()}.", "success")
     return _dashboard()
@@ -239,7 +260,7 @@ def _new_password(token: str, purpose: TokenPurpose) -> ResponseReturnValue:
     form = NewPasswordForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            identity = credentials.reset_password(uow(), services().cache, token,
+            identity = credentials.reset_password(uow(), token,
                                                   form.password.data or "", purpose)
             begin_session(login.log_in_verified(uow(), identity).raw_session_id)
             flash("Your new password is set, and every other session was logged out.",

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
 
+from core.caching import begin_request_memo, end_request_memo
 from core.config import Settings
 from core.logs import accept_request_id, request_id_var
 from core.scoping import TenantContext
@@ -98,6 +99,7 @@ def _begin() -> None:
     g.request_id = accept_request_id(request.headers.get("X-Request-ID"))
     g.started = time.perf_counter()
     request_id_var.set(g.request_id)
+    g.cache_memo = begin_request_memo()
 
 
 def _finish(response: Response) -> Response:
@@ -110,6 +112,9 @@ def _finish(response: Response) -> Response:
 
 
 def _close(_error: BaseException | None) -> None:
+    memo = g.pop("cache_memo", None)
+    if memo is not None:
+        end_request_memo(memo)
     unit = g.pop("uow", None)
     if unit is not None:
         unit.close()  # whatever the boundary did not commit is rolled back

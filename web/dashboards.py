@@ -10,13 +10,23 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
-from core.identity import invitations, login, queries
+from core.identity import clients, invitations, login, practice, queries
 from core.identity.models import Account, Role
+from core.identity.queries import PracticeHome
+from core.onboarding.schemas import LANGUAGES
+from core.tenancy import plans
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
-from web.authn import current, login_required, me, role_required
-from web.context import settings, uow
-from web.forms import ActionForm, EmailForm, errors_shown_on, form_status
+from web.authn import current, login_required, me, reads_ahead, role_required
+from web.context import services, settings, uow
+from web.forms import (
+    ActionForm,
+    EmailForm,
+    PracticeLimitForm,
+    errors_shown_on,
+    form_status,
+    refusal_flashed,
+)
 from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
@@ -36,7 +46,23 @@ def _resume_stage() -> dict[str, Any]:
 
 
 def _activity() -> Any:
-    return audit_queries.security_activity(uow().session, me().identity_uuid)
+    return audit_queries.cached_security_activity(uow().session, services().regions,
+                                                  me().identity_uuid)
+
+
+def _home() -> PracticeHome | None:
+    tenant_id = me().tenant_uuid
+    if tenant_id is None:
+        return None
+    return queries.practice_home(uow().session, services().regions, tenant_id)
+
+
+def _page_content(db_session: Any, identity_id: Any, tenant_id: Any) -> list[Any]:
+    """A dashboard's cached content, read along with the session (web.authn.reads_ahead)."""
+    wanted: list[Any] = [audit_queries.activity_entry(db_session, identity_id)]
+    if tenant_id is not None:
+        wanted.append(queries.practice_home_entry(db_session, tenant_id))
+    return wanted
 
 
 def _account() -> Account:
@@ -51,29 +77,36 @@ def dashboard() -> Response:
 
 @blueprint.get("/client")
 @role_required(Role.CLIENT)
+@reads_ahead(_page_content)
 def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
-    session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
-    return render_template("dashboards/client.html", tenant=tenant,
-                           therapists=queries.therapists(session), activity=_activity())
+    home = _home()
+    return render_template("dashboards/client.html", practice=home.details if home else None,
+                           tenant=home.tenant if home else None, activity=_activity())
+
+
+def _join_url(tenant: Tenant | None) -> str | None:
+    if tenant is None:
+        return None
+    return settings().public_url + practice.join_link(tenant).path(tenant.slug)
 
 
 def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
-    session = uow().session
-    tenant = session.get(Tenant, me().tenant_uuid)
-    join_url = settings().public_url + url_for("auth.join", slug=tenant.slug) if tenant else None
+    home = _home()
+    tenant = home.tenant if home else None
     return render_template(
-        "dashboards/therapist.html", tenant=tenant, join_url=join_url,
-        email_verified=me().email_verified,
-        clients=queries.clients(session), invitations=queries.invitations(session),
+        "dashboards/therapist.html", tenant=tenant, join_url=_join_url(tenant),
+        join=practice.join_link(tenant) if tenant else None,
+        email_verified=me().email_verified, newest=home.newest if home else None,
+        invitations=home.invitations if home else [],
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
     ), form_status(invite_form)
 
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
+@reads_ahead(_page_content)
 def therapist() -> ResponseReturnValue:
     return detour(me()) or _therapist_page(EmailForm())
 
@@ -85,9 +118,22 @@ def invite() -> ResponseReturnValue:
     if form.validate_on_submit():
         with errors_shown_on(form):
             invitation = invitations.invite_client(uow(), _account(), form.email.data or "")
-            flash(f"Invitation sent to {invitation.email}.", "success")
+            again = invitation.send_count > 1
+            flash(f"Invitation {'sent again' if again else 'sent'} to {invitation.email}"
+                  f"{' with a new link, valid for 7 days' if again else ''}.", "success")
             return redirect(url_for("dashboards.therapist"))
     return _therapist_page(form)
+
+
+@blueprint.post("/therapist/invitations/<uuid:invitation_id>/resend")
+@role_required(Role.THERAPIST)
+def resend_invitation(invitation_id: uuid.UUID) -> Response:
+    if ActionForm().validate_on_submit():
+        with refusal_flashed():
+            invitation = invitations.resend_invitation(uow(), _account(), invitation_id)
+            flash(f"Invitation sent again to {invitation.email}, with a new link valid for 7 "
+                  "days.", "success")
+    return redirect(url_for("dashboards.therapist", _anchor="invitations"))
 
 
 @blueprint.post("/therapist/invitations/<uuid:invitation_id>/revoke")
@@ -96,14 +142,64 @@ def revoke_invitation(invitation_id: uuid.UUID) -> Response:
     if ActionForm().validate_on_submit():
         invitation = invitations.revoke_invitation(uow(), invitation_id)
         flash(f"The invitation to {invitation.email} can no longer be used.", "info")
-    return redirect(url_for("dashboards.therapist"))
+    return redirect(url_for("dashboards.therapist", _anchor="invitations"))
+
+
+@blueprint.get("/therapist/clients")
+@role_required(Role.THERAPIST)
+def client_list() -> ResponseReturnValue:
+    if (elsewhere := detour(me())) is not None:
+        return elsewhere
+    args = request.args
+    query = clients.ClientQuery.parse(search=args.get("q"), sort=args.get("sort"),
+                                      direction=args.get("dir"), after=args.get("after"),
+                                      before=args.get("before"))
+    return render_template("dashboards/clients.html",
+                           page=clients.client_page(uow().session, query),
+                           sorts=SORT_LABELS)
+
+
+SORT_LABELS = {"name": "Name", "email": "E-mail", "joined": "Joined", "seen": "Last seen"}
 
 
 @blueprint.get("/therapist/clients/<uuid:account_id>")
 @role_required(Role.THERAPIST)
 def client_detail(account_id: uuid.UUID) -> str:
-    account = queries.client_of_practice(uow().session, account_id)
-    return render_template("dashboards/client_detail.html", client=account)
+    detail = clients.client_detail(uow().session, account_id)
+    return render_template("dashboards/client_detail.html", detail=detail, client=detail.account,
+                           action_form=ActionForm(), languages=LANGUAGES,
+                           invitation_state_of=invitations.state_of)
+
+
+@blueprint.post("/therapist/clients/<uuid:account_id>/remind")
+@role_required(Role.THERAPIST)
+def remind_client(account_id: uuid.UUID) -> Response:
+    if ActionForm().validate_on_submit():
+        with refusal_flashed():
+            client_account = clients.remind_client(uow(), _account(), account_id)
+            flash(f"We e-mailed {client_account.display_name} a link to finish setting up.",
+                  "success")
+    return redirect(url_for("dashboards.client_detail", account_id=account_id))
+
+
+@blueprint.get("/therapist/clients/<uuid:account_id>/remove")
+@role_required(Role.THERAPIST)
+def confirm_remove_client(account_id: uuid.UUID) -> str:
+    detail = clients.client_detail(uow().session, account_id)
+    return render_template("dashboards/client_remove.html", detail=detail,
+                           action_form=ActionForm())
+
+
+@blueprint.post("/therapist/clients/<uuid:account_id>/remove")
+@role_required(Role.THERAPIST)
+def remove_client(account_id: uuid.UUID) -> Response:
+    detail = clients.client_detail(uow().session, account_id)  # another practice's: a 404
+    if not ActionForm().validate_on_submit() or request.form.get("confirm") != "remove":
+        return redirect(url_for("dashboards.confirm_remove_client", account_id=account_id))
+    clients.remove_client(uow(), _account(), account_id)
+    flash(f"{detail.account.display_name} is no longer a client of your practice. Their login "
+          "and any other accounts they have are untouched.", "success")
+    return redirect(url_for("dashboards.client_list"))
 
 
 @blueprint.get("/admin")
@@ -116,18 +212,42 @@ def admin() -> str:
         security=audit_queries.recent(session, types=[
             "LOGIN_FAILED", "ACCOUNT_LOCKED", "ACCESS_DENIED", "UNAUTHORIZED_ACCESS_ATTEMPT",
             "RATE_LIMIT_EXCEEDED"]),
-        activity=_activity(),
+        activity=_activity(), cache_counts=services().regions.counts(),
     )
+
+
+def _practice_page(tenant_id: uuid.UUID, form: PracticeLimitForm | None = None
+                   ) -> tuple[str, int]:
+    session = uow().session
+    tenant = owned(session, Tenant, tenant_id)
+    budget = plans.budget_of(session, tenant)
+    form = form or PracticeLimitForm(requests_per_minute=budget.override)
+    return render_template("dashboards/admin_practice.html", tenant=tenant, budget=budget,
+                           form=form, therapists=queries.therapists(session, tenant_id=tenant.id),
+                           clients=queries.clients(session, tenant_id=tenant.id)
+                           ), form_status(form)
 
 
 @blueprint.get("/admin/practices/<uuid:tenant_id>")
 @role_required(Role.ADMIN)
-def admin_practice(tenant_id: uuid.UUID) -> str:
-    session = uow().session
-    tenant = owned(session, Tenant, tenant_id)
-    return render_template("dashboards/admin_practice.html", tenant=tenant,
-                           therapists=queries.therapists(session, tenant_id=tenant.id),
-                           clients=queries.clients(session, tenant_id=tenant.id))
+def admin_practice(tenant_id: uuid.UUID) -> tuple[str, int]:
+    return _practice_page(tenant_id)
+
+
+@blueprint.post("/admin/practices/<uuid:tenant_id>/limits")
+@role_required(Role.ADMIN)
+def set_practice_limit(tenant_id: uuid.UUID) -> ResponseReturnValue:
+    """A platform admin sets the practice's requests per minute (empty: its plan's)."""
+    form = PracticeLimitForm()
+    if form.validate_on_submit():
+        with errors_shown_on(form):
+            plans.set_practice_budget(uow(), actor_account_id=me().account_uuid,
+                                      actor_role=me().role, tenant_id=tenant_id,
+                                      per_minute=form.requests_per_minute.data)
+            flash("The practice's request limit is saved; it applies from the next request.",
+                  "success")
+            return redirect(url_for("dashboards.admin_practice", tenant_id=tenant_id))
+    return _practice_page(tenant_id, form)
 
 
 @blueprint.post("/admin/identities/<uuid:identity_id>/unlock")

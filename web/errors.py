@@ -200,7 +200,6 @@ def _database_error(error: sa.exc.DBAPIError) -> Response:
 def _database_unavailable(error: Exception) -> Response:
     log.warning("database unavailable on %s %s: %s", request.method, request.path,
                 _one_line(error))
-    g.retry_after = RETRY_AFTER_SECONDS  # the rate limiter would raise it (web.security)
     return error_response(503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 

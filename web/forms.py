@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import g, render_template
+from flask import flash, g, render_template
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import AnyOf, InputRequired, Length
+from wtforms import BooleanField, EmailField, HiddenField, IntegerField, PasswordField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
-from core.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
+from core.errors import DomainError, Forbidden, RateLimited, Unauthenticated, ValidationFailed
 from core.identity.passwords import MAX_LENGTH as MAX_PASSWORD
 from web.errors import status_for
 
@@ -74,8 +74,33 @@ class SwitchRoleForm(FlaskForm):
     role = StringField("Switch to", [AnyOf(["client", "therapist", "admin"])])
 
 
+class PracticeLimitForm(FlaskForm):
+    requests_per_minute = IntegerField(
+        "Requests per minute for the whole practice",
+        [Optional(), NumberRange(min=1, message="Enter a whole number of at least 1.")])
+
+
 class ActionForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
+
+
+class ProfileForm(FlaskForm):
+    display_name = StringField("Your name as others here see it", NAME)
+    full_name = StringField("Full name", NAME)
+    phone = StringField("Phone number", NAME)
+    time_zone = StringField("Time zone", NAME)
+    preferred_language = StringField("Preferred language", NAME)
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = EmailField("New e-mail address", EMAIL)
+    password = PasswordField("Your password", [InputRequired("Enter your password."),
+                                               Length(max=MAX_PASSWORD * 4)])
+
+
+class PracticeSettingsForm(FlaskForm):
+    name = StringField("Practice name", NAME)
+    join_link_enabled = BooleanField("Anyone with the join link can join as a client")
 
 
 # What a rule may say about a form: shown on the form the person sent, with the typed values.
@@ -91,6 +116,21 @@ def errors_shown_on(form: FlaskForm) -> Iterator[None]:
     except SHOWN_ON_FORMS as refused:
         _apply(form, refused)
         g.form_refusal = refused
+
+
+@contextmanager
+def refusal_flashed() -> Iterator[None]:
+    """For a button (no form to show it on): a rule's refusal becomes a flashed message on the
+    page the view redirects to, and nothing the call did is kept."""
+    from web.context import uow
+
+    try:
+        yield
+    except (*SHOWN_ON_FORMS, RateLimited) as refused:
+        uow().rollback()
+        message = (" ".join(refused.errors.values()) if isinstance(refused, ValidationFailed)
+                   else str(refused))
+        flash(message, "warning")
 
 
 def render_form(template: str, form: FlaskForm, **context: Any) -> tuple[str, int]:

@@ -65,8 +65,8 @@ def recent() -> Response:
 def mark_read() -> Response:
     view = me()
     ids = _notification_ids(json_object('{"ids": ["<notification id>", …]}'))
-    service.mark_read(uow().session, view.account_uuid, ids)
-    return jsonify({"ok": True})
+    marked = service.mark_read(uow().session, view.account_uuid, ids)
+    return jsonify({"ok": True, "marked": marked})
 
 
 def _notification_ids(body: dict[str, object]) -> list[uuid.UUID]:

@@ -29,6 +29,7 @@ from core.onboarding.navigation import GoTo, ShowStage
 from core.onboarding.stages import Stage, flow
 from web.authn import login_required, me, role_required
 from web.context import services, uow
+from web.display import STAGE_LABELS
 from web.errors import status_for
 from web.inputs import json_object
 
@@ -36,13 +37,7 @@ blueprint = Blueprint("onboarding", __name__)
 
 # "Save & Continue Later" lasts for this browser session: the dashboard then shows a banner.
 DEFERRED = "onboarding_deferred"
-LABELS = {
-    Stage.STARTED: "Welcome",
-    Stage.PERSONAL_INFO: "About you",
-    Stage.PROFESSIONAL_INFO: "Your practice",
-    Stage.TERMS: "Terms",
-    Stage.COMPLETED: "Done",
-}
+LABELS = STAGE_LABELS
 
 
 # -- the gate, for the dashboards --------------------------------------------------------------
@@ -51,7 +46,7 @@ def detour(view: SessionView) -> WerkzeugResponse | None:
     """Where an account whose onboarding is not complete goes instead of its dashboard."""
     if view.role == "admin":
         return None
-    return _go(navigation.detour(uow(), services().cache, view.account_uuid,
+    return _go(navigation.detour(uow(), services().regions, view.account_uuid,
                                  deferred=bool(session.get(DEFERRED))))
 
 
@@ -59,7 +54,7 @@ def unfinished_stage(view: SessionView | None) -> Stage | None:
     """For the resume banner on the dashboards."""
     if view is None or view.role == "admin":
         return None
-    return navigation.unfinished_stage(uow().session, services().cache, view.account_uuid)
+    return navigation.unfinished_stage(uow().session, services().regions, view.account_uuid)
 
 
 def _go(outcome: GoTo | None) -> WerkzeugResponse | None:
@@ -71,7 +66,6 @@ def _go(outcome: GoTo | None) -> WerkzeugResponse | None:
         session[DEFERRED] = True
     if outcome.completed:
         session.pop(DEFERRED, None)
-        navigation.remember_complete(services().cache, me().account_uuid)
     if outcome.stage is None:
         return redirect(url_for("dashboards.dashboard"))
     return redirect(url_for("onboarding.stage", slug=outcome.stage.slug))
@@ -182,7 +176,6 @@ def api_complete() -> Response:
     progress = navigation.finish(uow(), me().account_uuid, answers, version=version,
                                  ip=request.remote_addr)
     session.pop(DEFERRED, None)
-    navigation.remember_complete(services().cache, me().account_uuid)
     return jsonify(service.snapshot(progress))
 
 

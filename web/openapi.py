@@ -85,6 +85,15 @@ SCHEMAS: dict[str, Schema] = {
         "type": "string", "format": "uuid"}}), "additionalProperties": True},
     "Ok": _object(["ok"], ok={"const": True}),
     "Document": {"type": "object", "required": ["openapi", "paths"]},
+    "RateLimitStatus": _object(["limited", "scopes"], limited={"type": "boolean"}, scopes={
+        "type": "array", "items": {"type": "object", "required": ["scope", "limit", "remaining",
+                                                                   "reset"],
+                                   "properties": {
+                                       "scope": {"type": "string"},
+                                       "limit": {"type": "integer", "minimum": 0},
+                                       "remaining": {"type": "integer", "minimum": 0},
+                                       "reset": {"type": "integer", "description": "epoch s"},
+                                       "window_seconds": {"type": "integer"}}}}),
 }
 
 # What every answer under /api/ may be besides its own: a NUL in the address is a 400, the
@@ -166,6 +175,9 @@ OPERATIONS: tuple[Operation, ...] = (
               ok=_ref("Alive"), errors=(400,)),
     Operation("get", "/api/openapi.json", "openapi", "This document",
               ok=_ref("Document"), errors=(400, 429, 503)),
+    Operation("get", "/api/rate-limit-status", "rateLimitStatus",
+              "The caller's rate-limit budgets as they stand; looking spends nothing",
+              ok=_ref("RateLimitStatus"), errors=(400, 503)),
     Operation("get", "/api/csrf-token", "csrfToken", "A fresh CSRF token for this session",
               ok=_ref("CsrfToken"), errors=(400, 429, 503)),
     Operation("get", "/api/onboarding/progress", "getOnboardingProgress",

@@ -25,6 +25,7 @@ from core.audit.security import with_final_count
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.outbox import EventPublisher
+from core.metrics import rollup as metrics_rollup
 from core.onboarding import reminders as onboarding_reminders
 from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, WEBHOOK_RETRY, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
@@ -48,13 +49,15 @@ class Actors:
     verify_audit_log: ActorFn
     deliver_audit_to_sink: ActorFn
     apply_audit_retention: ActorFn
+    rollup_metrics: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
         return {**self.handlers, **{actor.actor_name: actor for actor in (
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
-            self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention)}}
+            self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention,
+            self.rollup_metrics)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -123,6 +126,11 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         AUDIT_RETENTION_MONTHS."""
         audit_retention.apply(runtime.current_uow(), runtime.services)
 
+    def rollup_metrics() -> None:
+        """Scheduled every few minutes: roll up what changed since the watermark. A failed run
+        leaves the watermark where it was and the next tick does its work: no retries."""
+        metrics_rollup.run(runtime.current_uow())
+
     actors = Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
@@ -140,6 +148,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
             time_limit=5 * MINUTE_MS),
         apply_audit_retention=_declare(broker, apply_audit_retention, "maintenance",
                                        max_retries=3, time_limit=120 * MINUTE_MS),
+        rollup_metrics=_declare(broker, rollup_metrics, "maintenance", max_retries=0,
+                                time_limit=10 * MINUTE_MS),
     )
     return actors
 

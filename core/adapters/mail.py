@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email
+import email.policy
 import logging
 import os
 import re
@@ -7,6 +9,7 @@ import smtplib
 import ssl
 import threading
 import time
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -166,10 +169,13 @@ def _close_quietly(client: smtplib.SMTP) -> None:
 
 
 class FileMailer:
-    """Embedded mode: each message becomes an .eml file under instance/mail/."""
+    """Embedded mode: each message becomes an .eml file under instance/mail/. In development
+    the log says what was sent and which links it holds; never in production, where a link
+    (a password reset is as good as a login) must not reach the logs."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, log_links: bool = False) -> None:
         self.directory = directory
+        self.log_links = log_links
 
     def send(self, mail: Mail) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -179,7 +185,23 @@ class FileMailer:
         tmp = final.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(mail.data)
         tmp.replace(final)
-        log.info("mail written to %s", final)
+        if self.log_links:
+            log.info("%s", describe_for_log(mail, final))
+        else:
+            log.info("mail written to %s", final)
+
+
+def describe_for_log(mail: Mail, path: Path) -> str:
+    """One log line a developer can act on: who, what, and the links to follow (embedded
+    mode's mail goes nowhere else; /dev/mail shows the same). One line: the log escapes
+    line breaks."""
+    message = email.message_from_bytes(mail.data, policy=email.policy.default)
+    body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
+    text = body.get_content() if body is not None else ""
+    links = list(dict.fromkeys(re.findall(r"https?://[^\s<>\"']+", text)))
+    shown = "".join(f"; link: {link}" for link in links)
+    return (f'e-mail to {mail.envelope_to}: "{message["Subject"]!s}"{shown}; saved as '
+            f"{path.name}, shown at /dev/mail")
 
 
 class MemoryMailer:
@@ -193,7 +215,8 @@ class MemoryMailer:
         self.sent[mail.message_id] = mail
 
 
-def build_mailer(smtp_url: str | None, instance_path: Path) -> Mailer:
+def build_mailer(smtp_url: str | None, instance_path: Path, *,
+                 log_links: bool = False) -> Mailer:
     if smtp_url:
         return SmtpMailer(smtp_url)
-    return FileMailer(instance_path / "mail")
+    return FileMailer(instance_path / "mail", log_links=log_links)

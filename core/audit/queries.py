@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.audit.models import AuditEntry
+from core.caching import ACTIVITY, CachedRegions, CacheKey
 from core.events.types import EventType
 from core.scoping import crossing_tenants
 
@@ -16,7 +19,7 @@ SECURITY_ACTIVITY = (
     EventType.USER_LOGIN, EventType.LOGIN_FAILED, EventType.LOGOUT, EventType.ACCOUNT_LOCKED,
     EventType.ACCOUNT_UNLOCKED, EventType.PASSWORD_CHANGED, EventType.PASSWORD_RESET_REQUESTED,
     EventType.SESSION_REVOKED, EventType.ROLE_SWITCHED, EventType.EMAIL_VERIFIED,
-    EventType.ACCOUNT_ADDED,
+    EventType.ACCOUNT_ADDED, EventType.EMAIL_CHANGED, EventType.PROFILE_UPDATED,
 )
 
 
@@ -31,6 +34,31 @@ def security_activity(session: Session, identity_id: uuid.UUID,
             .order_by(AuditEntry.created_at.desc())
             .limit(limit)
         ).scalars().all()
+
+
+@dataclass(frozen=True)
+class ActivityLine:
+    type: str
+    occurred_at: datetime
+    ip: str | None
+
+
+def cached_security_activity(session: Session, regions: CachedRegions,
+                             identity_id: uuid.UUID) -> list[ActivityLine]:
+    """`security_activity` through the cache: the audit writer invalidates it when it writes an
+    entry about this identity (core.audit.writer)."""
+    stored = regions.get(*activity_entry(session, identity_id))
+    return [ActivityLine(line["type"], datetime.fromisoformat(line["occurred_at"]), line["ip"])
+            for line in stored]
+
+
+def activity_entry(session: Session, identity_id: uuid.UUID
+                   ) -> tuple[CacheKey, Callable[[], list[dict[str, str | None]]]]:
+    def from_database() -> list[dict[str, str | None]]:
+        return [{"type": e.type, "occurred_at": e.occurred_at.isoformat(), "ip": e.ip}
+                for e in security_activity(session, identity_id)]
+
+    return ACTIVITY.key(identity_id), from_database
 
 
 def recent(session: Session, *, types: Sequence[str] | None = None,

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.audit import chain, partitions
 from core.audit.models import AUDIT_ENTRIES, AuditChain
+from core.caching import ACTIVITY, invalidate_after_commit
 from core.db import id_in, insert_ignoring_conflicts
 from core.events.models import EVENTS
 from core.uow import UnitOfWork
@@ -125,9 +126,17 @@ def append(session: Session, entries: list[dict[str, Any]]) -> None:
         heads[entry["chain_id"]] = (seq + 1, entry["hash"], entry["created_at"])
     partitions.ensure_months(session, {entry["created_at"] for entry in entries})
     insert_entries(session, entries)
+    _forget_activity(session, entries)
     session.execute(_UPDATE_HEAD, [
         {"head_chain": key, "head_seq": seq, "head_hash_value": head, "head_created": created}
         for key, (seq, head, created) in heads.items()])
+
+
+def _forget_activity(session: Session, entries: list[dict[str, Any]]) -> None:
+    # A person's security activity (their dashboards) is cached: it goes stale with the commit.
+    identities = {entry["subject"].removeprefix("identity:") for entry in entries
+                  if (entry["subject"] or "").startswith("identity:")}
+    invalidate_after_commit(session, *(ACTIVITY.key(i) for i in sorted(identities)))
 
 
 def _lock_heads(session: Session, chain_ids: list[uuid.UUID]

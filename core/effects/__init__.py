@@ -13,7 +13,10 @@ from core.config import Settings
 from core.effects import onboarding
 from core.identity import mails
 from core.mail.test_email import send_test_email
-from core.notifications.handlers import notify_therapists_of_new_client
+from core.notifications.handlers import (
+    notify_inviter_of_renewal_request,
+    notify_therapists_of_new_client,
+)
 from core.pipeline.handlers import Handler
 from core.webhooks import deliver_webhook
 
@@ -25,12 +28,15 @@ HANDLERS: tuple[Handler, ...] = (
     mails.send_lockout_email,
     mails.send_invitation_email,
     mails.send_set_password_email,
+    mails.send_email_change_link,
+    mails.send_email_changed_notice,
     onboarding.send_welcome_email,
     onboarding.send_onboarding_reminder,
     onboarding.initialise_tenant,
     onboarding.notify_practice_ready,
     send_test_email,
     notify_therapists_of_new_client,
+    notify_inviter_of_renewal_request,
     deliver_webhook,
     alert_admins_of_audit_failure,
     write_audit_export,

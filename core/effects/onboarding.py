@@ -84,7 +84,7 @@ def notify_practice_ready(ctx: HandlerContext) -> None:
 
 
 @handler(name="send_onboarding_reminder", queue="email", retry=EMAIL_RETRY,
-         events={EventType.ONBOARDING_REMINDER_DUE})
+         events={EventType.ONBOARDING_REMINDER_DUE, EventType.ONBOARDING_REMINDER_REQUESTED})
 def send_onboarding_reminder(ctx: HandlerContext) -> None:
     found = _account(ctx)
     if found is None:

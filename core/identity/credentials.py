@@ -19,7 +19,7 @@ from core.uow import UnitOfWork
 RESEND_VERIFICATION_EVERY_SECONDS = 60
 
 
-def change_password(uow: UnitOfWork, cache: Cache, view: sessions.SessionView, *, current: str,
+def change_password(uow: UnitOfWork, view: sessions.SessionView, *, current: str,
                     new: str) -> None:
     identity = uow.session.get(Identity, view.identity_uuid)
     if identity is None:
@@ -29,15 +29,15 @@ def change_password(uow: UnitOfWork, cache: Cache, view: sessions.SessionView, *
     new_password(new, identity.email, field="new_password")
     if verify_password(identity.password_hash, new):
         raise ValidationFailed({"new_password": "Choose a password you have not been using."})
-    _set_password(uow, cache, identity, new, keep=view.id_hash, how="changed")
+    _set_password(uow, identity, new, keep=view.id_hash, how="changed")
 
 
-def _set_password(uow: UnitOfWork, cache: Cache, identity: Identity, password: str, *,
+def _set_password(uow: UnitOfWork, identity: Identity, password: str, *,
                   keep: str | None, how: str) -> None:
     identity.password_hash = hash_password(password)
     identity.password_changed_at = clock.now()
     clear_failures(identity)
-    sessions.end_all(uow.session, cache, identity.id, "password_changed", keep=keep)
+    sessions.end_all(uow.session, identity.id, "password_changed", keep=keep)
     uow.record(EventType.PASSWORD_CHANGED, subject=f"identity:{identity.id}",
                payload={"how": how})
 
@@ -50,7 +50,7 @@ def request_password_reset(uow: UnitOfWork, email: str) -> None:
         uow.record(EventType.PASSWORD_RESET_REQUESTED, subject=f"identity:{identity.id}")
 
 
-def reset_password(uow: UnitOfWork, cache: Cache, raw_token: str, password: str,
+def reset_password(uow: UnitOfWork, raw_token: str, password: str,
                    purpose: TokenPurpose = TokenPurpose.RESET_PASSWORD) -> Identity:
     """A reset link (or an admin's set-password link) used: the new password, every session
     ended; the link also proves the address."""
@@ -63,7 +63,7 @@ def reset_password(uow: UnitOfWork, cache: Cache, raw_token: str, password: str,
     new_password(password, identity.email)
     if identity.email_verified_at is None:
         identity.email_verified_at = clock.now()
-    _set_password(uow, cache, identity, password, keep=None, how=str(purpose))
+    _set_password(uow, identity, password, keep=None, how=str(purpose))
     return identity
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from core import clock
-from core.adapters.cache import Cache
 from core.config import Settings
 from core.errors import Forbidden, NotFound, Unauthenticated
 from core.events.types import EventType
@@ -166,15 +165,14 @@ def unlock(uow: UnitOfWork, admin: Account, identity_id: uuid.UUID) -> Identity:
     return identity
 
 
-def switch_role(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
-                role: str) -> LoginResult:
+def switch_role(uow: UnitOfWork, view: sessions.SessionView, role: str) -> LoginResult:
     """Move to another of the identity's accounts, with a fresh session id (no fixation)."""
     session = uow.session
     identity = session.get(Identity, view.identity_uuid)
     target = account_for(session, view.identity_uuid, role) if role in set(Role) else None
     if identity is None or target is None:
         raise NotFound("You have no account with that role.")
-    sessions.end(session, cache, view.id_hash, "rotated")
+    sessions.end(session, view.id_hash, "rotated")
     with within_tenant(session, target.tenant_id):
         raw = sessions.start(session, identity, target, ip=uow.origin.ip,
                              user_agent=uow.origin.user_agent)
@@ -184,19 +182,18 @@ def switch_role(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
     return LoginResult(identity=identity, account=target, raw_session_id=raw)
 
 
-def logout(uow: UnitOfWork, cache: Cache, view: sessions.SessionView) -> None:
-    sessions.end(uow.session, cache, view.id_hash, "logout")
+def logout(uow: UnitOfWork, view: sessions.SessionView) -> None:
+    sessions.end(uow.session, view.id_hash, "logout")
     uow.record(EventType.LOGOUT, tenant_id=view.tenant_uuid, actor_account_id=view.account_uuid,
                subject=f"identity:{view.identity_id}")
 
 
-def session_for_new_account(uow: UnitOfWork, cache: Cache, view: sessions.SessionView,
+def session_for_new_account(uow: UnitOfWork, view: sessions.SessionView,
                             role: str) -> LoginResult:
-    """After adding an account to a logged-in identity, move into it: the cached views of its
-    sessions list the accounts, so they are dropped first."""
+    """After adding an account to a logged-in identity, move into it (the identity's cached
+    roles go once this commits: Account.cached_under)."""
     uow.session.flush()
-    sessions.forget_cached(uow.session, cache, view.identity_uuid)
-    return switch_role(uow, cache, view, role)
+    return switch_role(uow, view, role)
 
 
 def identity_of(session: Session, identity_id: uuid.UUID) -> Identity:

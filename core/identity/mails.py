@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import uuid
 
+from core import localtime
 from core.events.types import EventType
 from core.identity import links, tokens
 from core.identity.models import Identity, Invitation, TokenPurpose
+from core.identity.zones import time_zone_of
 from core.mail.for_events import send_for_event
 from core.pipeline.handlers import EMAIL_RETRY, HandlerContext, handler
 from core.tenancy.models import Tenant
@@ -73,7 +75,9 @@ def send_password_changed_email(ctx: HandlerContext) -> None:
     if identity is None:
         return
     send_for_event(ctx, "password_changed", identity.email,
-          when=ctx.event.occurred_at.strftime("%Y-%m-%d %H:%M UTC"), ip=ctx.event.ip,
+          when=localtime.long_date_time(ctx.event.occurred_at,
+                                        time_zone_of(ctx.uow.session, identity.id)),
+          ip=ctx.event.ip,
           reset_link=_link(ctx, links.FORGOT_PASSWORD))
 
 
@@ -97,11 +101,40 @@ def send_invitation_email(ctx: HandlerContext) -> None:
         return
     tenant = ctx.uow.session.get(Tenant, invitation.tenant_id)
     raw = tokens.new_secret()
-    invitation.token_hash = tokens.digest(raw)
+    invitation.token_hash = tokens.digest(raw)  # a resend's new link replaces the old one
+    # The invitee has no time zone yet: the practice's is the best guess.
+    zone = (tenant.settings or {}).get("time_zone") if tenant else None
     send_for_event(ctx, "invitation", invitation.email,
           practice=tenant.name if tenant else "a practice",
           link=_link(ctx, links.INVITATION, token=raw),
-          expires=invitation.expires_at.strftime("%d %B %Y"))
+          expires=localtime.long_date_time(invitation.expires_at, zone))
+
+
+@handler(name="send_email_change_link", queue="email", retry=EMAIL_RETRY,
+         events={EventType.EMAIL_CHANGE_REQUESTED})
+def send_email_change_link(ctx: HandlerContext) -> None:
+    identity = _identity(ctx)
+    new_email = ctx.event.payload.get("new_email")
+    if identity is None or not new_email or identity.email == new_email:
+        return
+    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.CHANGE_EMAIL, ctx.event.id,
+                       new_email=new_email)
+    send_for_event(ctx, "confirm_new_email", new_email, old_email=identity.email,
+                   link=_link(ctx, links.CONFIRM_NEW_EMAIL, token=raw))
+
+
+@handler(name="send_email_changed_notice", queue="email", retry=EMAIL_RETRY,
+         events={EventType.EMAIL_CHANGED})
+def send_email_changed_notice(ctx: HandlerContext) -> None:
+    """To the address the login had: the owner learns of a change they did not make."""
+    identity = _identity(ctx)
+    old_email = ctx.event.payload.get("old_email")
+    if identity is None or not old_email:
+        return
+    send_for_event(ctx, "email_changed", old_email, new_email=identity.email,
+                   when=localtime.long_date_time(ctx.event.occurred_at,
+                                                 time_zone_of(ctx.uow.session, identity.id)),
+                   reset_link=_link(ctx, links.FORGOT_PASSWORD))
 
 
 @handler(name="send_set_password_email", queue="email", retry=EMAIL_RETRY,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.caching import PRACTICE_HOMES, PROFILES, ROLES, SESSIONS, Invalidation, changed
 from core.db import Base, new_id
 from core.scoping import TenantOwned
 
@@ -42,6 +44,10 @@ class Identity(Base):
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
 
+    def cached_under(self) -> Iterator[Invalidation]:
+        if changed(self, "email", "email_verified_at"):
+            yield PROFILES.key(self.id)
+
 
 class Account(TenantOwned, Base):
     """A role account. Found by (identity id, role) and nothing else."""
@@ -61,6 +67,12 @@ class Account(TenantOwned, Base):
     display_name: Mapped[str] = mapped_column(sa.String(120))
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        if changed(self, "role", "tenant_id", "display_name", "identity_id"):
+            yield ROLES.key(self.identity_id)
+            if self.tenant_id is not None:
+                yield PRACTICE_HOMES.key(self.tenant_id)  # the practice's list of clients
 
     __table_args__ = (
         sa.UniqueConstraint("identity_id", "role"),
@@ -88,11 +100,15 @@ class AuthSession(Base):
     # Why it ended: logout, rotated, revoked, password_changed …
     ended_reason: Mapped[str | None] = mapped_column(sa.String(32))
 
+    def cached_under(self) -> Iterator[Invalidation]:
+        yield SESSIONS.key(self.id_hash)
+
 
 class TokenPurpose(StrEnum):
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password
     SET_PASSWORD = "set_password"  # noqa: S105 - a purpose, not a password
+    CHANGE_EMAIL = "change_email"
 
 
 class Token(Base):
@@ -111,6 +127,8 @@ class Token(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+    # A change of e-mail address: the address the link confirms.
+    new_email: Mapped[str | None] = mapped_column(sa.String(254))
 
 
 class Invitation(TenantOwned, Base):
@@ -130,3 +148,19 @@ class Invitation(TenantOwned, Base):
     accepted_at: Mapped[datetime | None]
     accepted_account_id: Mapped[uuid.UUID | None]
     revoked_at: Mapped[datetime | None]
+    # Each resend (or re-invitation of the same address) sends a new link and extends it.
+    last_sent_at: Mapped[datetime | None]
+    send_count: Mapped[int] = mapped_column(default=1, server_default="1")
+    # The invitee, holding an expired link, asked the practice for a new one.
+    renewal_requested_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # One open invitation per address and practice: inviting again resends that one.
+        sa.Index("uq_invitations_open_email", "tenant_id", "email", unique=True,
+                 postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+                 sqlite_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL")),
+    )
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        if self.tenant_id is not None:
+            yield PRACTICE_HOMES.key(self.tenant_id)

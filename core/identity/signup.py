@@ -8,6 +8,7 @@ your e-mail" either way, do the same work either way, and the e-mail tells the o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from enum import StrEnum
 
@@ -19,8 +20,10 @@ from core.events.types import EventType
 from core.identity.directory import account_for, identity_by_email
 from core.identity.models import Account, Identity, Role
 from core.identity.passwords import hash_password
+from core.identity.practice import accepts_join_code
 from core.identity.validation import all_fields, email_address, new_password
 from core.onboarding import service as onboarding
+from core.onboarding.stages import Stage
 from core.scoping import within_tenant
 from core.tenancy.models import Tenant, TenantStatus
 from core.tenancy.service import by_slug, create_tenant
@@ -43,36 +46,37 @@ def signup_therapist(uow: UnitOfWork, *, practice_name: str, display_name: str, 
         "email": lambda: email_address(email),
         "password": lambda: new_password(password, email),
     })
-    password_hash = hash_password(password)
-    existing = identity_by_email(uow.session, values["email"])
-    with _as_if_new(uow, existing):
-        tenant = create_tenant(uow, values["practice_name"])
-        register(uow, email=_address_to_register(values["email"], existing),
-                 password_hash=password_hash, display_name=values["display_name"],
-                 role=Role.THERAPIST, tenant=tenant, via="signup")
-    if existing is not None:
-        _tell_owner(uow, existing, Role.THERAPIST)
-        return SignupOutcome.ALREADY_REGISTERED
-    return SignupOutcome.CREATED
+    return _register_unless_known(
+        uow, values, password, Role.THERAPIST, via="signup",
+        practice=lambda: create_tenant(uow, values["practice_name"]))
 
 
 def signup_client(uow: UnitOfWork, *, tenant_slug: str, display_name: str, email: str,
-                  password: str) -> SignupOutcome:
+                  password: str, join_code: str | None = None) -> SignupOutcome:
     """An anonymous visitor joins a practice through its public join link."""
-    tenant = practice_to_join(uow.session, tenant_slug)
+    tenant = practice_to_join(uow.session, tenant_slug, join_code)
     values = all_fields({
         "display_name": lambda: clean_name(display_name, "display_name", "your name"),
         "email": lambda: email_address(email),
         "password": lambda: new_password(password, email),
     })
+    return _register_unless_known(uow, values, password, Role.CLIENT, via="join",
+                                  practice=lambda: tenant, told_practice=tenant)
+
+
+def _register_unless_known(uow: UnitOfWork, values: dict[str, str], password: str, role: Role,
+                           *, via: str, practice: Callable[[], Tenant],
+                           told_practice: Tenant | None = None) -> SignupOutcome:
+    """Register the new identity; for an address already known, tell its owner by e-mail
+    instead, after doing the same work."""
     password_hash = hash_password(password)
     existing = identity_by_email(uow.session, values["email"])
     with _as_if_new(uow, existing):
         register(uow, email=_address_to_register(values["email"], existing),
-                 password_hash=password_hash, display_name=values["display_name"],
-                 role=Role.CLIENT, tenant=tenant, via="join")
+                 password_hash=password_hash, display_name=values["display_name"], role=role,
+                 tenant=practice(), via=via)
     if existing is not None:
-        _tell_owner(uow, existing, Role.CLIENT, tenant=tenant)
+        _tell_owner(uow, existing, role, tenant=told_practice)
         return SignupOutcome.ALREADY_REGISTERED
     return SignupOutcome.CREATED
 
@@ -96,12 +100,15 @@ def _tell_owner(uow: UnitOfWork, identity: Identity, role: Role, *,
                payload={"role": str(role), "tenant": tenant.slug if tenant else None})
 
 
-def practice_to_join(session: Session, slug: str) -> Tenant:
+def practice_to_join(session: Session, slug: str, code: str | None = None) -> Tenant:
     tenant = by_slug(session, slug)
     if tenant is None or tenant.status == TenantStatus.SUSPENDED:
         raise NotFound("There is no practice at this address.")
     if tenant.status != TenantStatus.ACTIVE:
         raise NotFound(f"{tenant.name} is not accepting clients yet. Please try again later.")
+    if not accepts_join_code(tenant, code):
+        raise NotFound(f"This join link of {tenant.name} no longer works. Ask the practice for "
+                       "its current link or an invitation.")
     return tenant
 
 
@@ -126,8 +133,19 @@ def new_account(uow: UnitOfWork, identity: Identity, role: Role, tenant_id: uuid
                       created_at=clock.now())
     with within_tenant(uow.session, tenant_id):  # the account's own practice, or none (admins)
         uow.session.add(account)
-        onboarding.begin(uow, account_id=account.id, role=role, tenant_id=tenant_id)
+        onboarding.begin(uow, account_id=account.id, role=role, tenant_id=tenant_id,
+                         known=_known_answers(uow.session, display_name, tenant_id))
     return account
+
+
+def _known_answers(session: Session, display_name: str,
+                   tenant_id: uuid.UUID | None) -> dict[Stage, dict[str, str]]:
+    """What sign-up already asked, so set-up starts with it filled in."""
+    tenant = session.get(Tenant, tenant_id) if tenant_id else None
+    known = {Stage.PERSONAL_INFO: {"full_name": display_name}}
+    if tenant is not None:
+        known[Stage.PROFESSIONAL_INFO] = {"practice_display_name": tenant.name}
+    return known
 
 
 def register(uow: UnitOfWork, *, email: str, password_hash: str, display_name: str, role: Role,

@@ -18,6 +18,7 @@ LIFETIMES = {
     TokenPurpose.VERIFY_EMAIL: timedelta(hours=24),
     TokenPurpose.RESET_PASSWORD: timedelta(hours=1),
     TokenPurpose.SET_PASSWORD: timedelta(hours=24),
+    TokenPurpose.CHANGE_EMAIL: timedelta(hours=24),
 }
 
 
@@ -30,13 +31,13 @@ def digest(raw: str) -> str:
 
 
 def issue(session: Session, identity_id: uuid.UUID, purpose: TokenPurpose,
-          source_event_id: uuid.UUID | None = None) -> str:
+          source_event_id: uuid.UUID | None = None, *, new_email: str | None = None) -> str:
     """Store a new token and return the raw value (it exists only in the e-mail from now on)."""
     raw = new_secret()
     now = clock.now()
     session.add(Token(token_hash=digest(raw), identity_id=identity_id, purpose=purpose,
                       source_event_id=source_event_id, created_at=now,
-                      expires_at=now + LIFETIMES[purpose]))
+                      expires_at=now + LIFETIMES[purpose], new_email=new_email))
     return raw
 
 

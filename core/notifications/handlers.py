@@ -7,11 +7,12 @@ import uuid
 import sqlalchemy as sa
 
 from core.events.types import EventType
-from core.identity.models import Account, Role
+from core.identity.models import Account, Invitation, Role
 from core.notifications.service import notify
 from core.pipeline.handlers import HandlerContext, handler
 
 CLIENT_JOINED = "client_joined"
+RENEWAL_REQUESTED = "invitation_renewal_requested"
 
 
 def _joined_as_client(ctx: HandlerContext) -> bool:
@@ -51,3 +52,18 @@ def notify_therapists_of_new_client(ctx: HandlerContext) -> None:
 def _source(event_id: uuid.UUID, account_id: uuid.UUID) -> uuid.UUID:
     # One notification per (event, recipient), stable across redeliveries.
     return uuid.uuid5(event_id, str(account_id))
+
+
+@handler(name="notify_inviter_of_renewal_request", queue="notifications",
+         events={EventType.INVITATION_RENEWAL_REQUESTED})
+def notify_inviter_of_renewal_request(ctx: HandlerContext) -> None:
+    """Someone holding an expired invitation asked for a new one: the therapist who sent it."""
+    event = ctx.event
+    invitation = ctx.uow.session.get(Invitation, uuid.UUID(event.payload["invitation_id"]))
+    if invitation is None or event.actor_account_id is None:
+        return
+    notify(ctx.uow, ctx.services.notifications, account_id=event.actor_account_id,
+           tenant_id=event.tenant_id, kind=RENEWAL_REQUESTED,
+           title=f"{invitation.email} asks for a new invitation",
+           body="Their invitation expired before they used it. Resend it from your dashboard.",
+           link="/therapist#invitations", source_event_id=event.id)

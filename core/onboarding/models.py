@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.caching import ONBOARDING, PRACTICE_HOMES, Invalidation, changed
 from core.db import Base, new_id
+from core.onboarding.schemas import answered_zone
 from core.scoping import TenantOwned
 
 
@@ -35,6 +38,24 @@ class OnboardingProgress(TenantOwned, Base):
     terms_ip: Mapped[str | None] = mapped_column(sa.String(45))
     reminders_sent: Mapped[int] = mapped_column(default=0)
     last_reminder_at: Mapped[datetime | None]
+
+    def cached_under(self) -> Iterator[Invalidation]:
+        # Auto-saves change only the drafts: the cached stage stays right, unless they change
+        # the time zone the person reads times in.
+        if changed(self, "stage", "completed_at", "terms_version", "account_id") \
+                or self._zone_changed():
+            yield ONBOARDING.key(self.account_id)
+        # A practice's dashboards show its clients' set-up progress and its therapists'
+        # specialties (core.identity.queries.practice_home).
+        if self.tenant_id is not None and changed(self, "stage", "completed_at", "data"):
+            yield PRACTICE_HOMES.key(self.tenant_id)
+
+    def _zone_changed(self) -> bool:
+        history = sa.inspect(self).attrs.data.history
+        if not history.has_changes():
+            return False
+        before = history.deleted[0] if history.deleted else None
+        return answered_zone(before) != answered_zone(self.data)
 
     __table_args__ = (
         # The reminder job reads only unfinished progress.

@@ -9,22 +9,19 @@ answers are plain values (`ShowStage`, `GoTo`) the web tier turns into pages and
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.adapters.cache import Cache
+from core.caching import ONBOARDING, CachedRegions, CacheKey
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from core.onboarding import schemas, service
 from core.onboarding.models import OnboardingProgress
 from core.onboarding.stages import Stage, flow, next_stage
+from core.scoping import crossing_tenants
 from core.uow import UnitOfWork
-
-# "Complete" is remembered for an hour; the terms version is part of the key, so new terms make
-# every remembered "complete" stale at once.
-COMPLETE_TTL_SECONDS = 3600
 
 FINISH_EARLIER_STEP = "Please finish this step first."
 COMPLETE_EARLIER_STEP = "Please complete this step first."
@@ -72,31 +69,48 @@ class StaleForm(ValidationFailed):
 
 # -- the completion gate -----------------------------------------------------------------------
 
-def _complete_key(account_id: uuid.UUID | str) -> str:
-    return f"onboarding-complete:{schemas.TERMS_VERSION}:{account_id}"
+def _status(session: Session, account_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the gate and the resume banner need: the stage, and whether the onboarding is
+    complete under the current terms (None: this account does not onboard); and the time zone
+    the person gave, in which every page shows them times. Read across
+    tenants: a request prefetches it before its practice is set (core.identity.sessions), and
+    the account id comes from its own session."""
+    with crossing_tenants(session):
+        progress = service.of_account(session, account_id)
+    if progress is None:
+        return None
+    complete = progress.completed_at is not None and service.outdated_stage(progress) is None
+    return {"stage": progress.stage, "complete": complete, "terms": schemas.TERMS_VERSION,
+            "time_zone": schemas.answered_zone(progress.data)}
 
 
-def known_complete(cache: Cache, account_id: uuid.UUID | str) -> bool:
-    return cache.get(_complete_key(account_id)) is not None
+def status_entry(session: Session, account_id: uuid.UUID
+                 ) -> tuple[CacheKey, Callable[[], dict[str, Any] | None]]:
+    """The status's cache key and how to read it (for a request's prefetch)."""
+    return ONBOARDING.key(account_id), lambda: _status(session, account_id)
 
 
-def remember_complete(cache: Cache, account_id: uuid.UUID | str) -> None:
-    cache.set(_complete_key(account_id), b"1", COMPLETE_TTL_SECONDS)
+def status(session: Session, regions: CachedRegions,
+           account_id: uuid.UUID) -> dict[str, Any] | None:
+    cached: dict[str, Any] | None = regions.get(*status_entry(session, account_id))
+    if cached is not None and cached.get("terms") != schemas.TERMS_VERSION:
+        return _status(session, account_id)  # stored under older terms (a deploy meanwhile)
+    return cached
 
 
-def detour(uow: UnitOfWork, cache: Cache, account_id: uuid.UUID, *,
+def detour(uow: UnitOfWork, regions: CachedRegions, account_id: uuid.UUID, *,
            deferred: bool) -> GoTo | None:
     """Where an account must go instead of its dashboard, or None. A completed onboarding that
     new terms or a new rule made outdated is reopened at the stage that needs it."""
-    if known_complete(cache, account_id):
-        return None
+    known = status(uow.session, regions, account_id)
+    if known is None or known["complete"]:
+        return None  # admins do not onboard
     progress = service.of_account(uow.session, account_id)
     if progress is None:
-        return None  # admins do not onboard
+        return None
     if progress.completed_at is not None:
         reopened = service.reopen_if_outdated(uow, progress)
         if reopened is None:
-            remember_complete(cache, account_id)
             return None
         return GoTo(reopened, NEEDS_UPDATE, "warning")
     if deferred:
@@ -104,14 +118,13 @@ def detour(uow: UnitOfWork, cache: Cache, account_id: uuid.UUID, *,
     return GoTo(Stage(progress.stage))
 
 
-def unfinished_stage(session: Session, cache: Cache, account_id: uuid.UUID) -> Stage | None:
+def unfinished_stage(session: Session, regions: CachedRegions,
+                     account_id: uuid.UUID) -> Stage | None:
     """For the resume banner: the stage an incomplete onboarding stopped at."""
-    if known_complete(cache, account_id):
+    known = status(session, regions, account_id)
+    if known is None or known["complete"] or known["stage"] == Stage.COMPLETED:
         return None
-    progress = service.of_account(session, account_id)
-    if progress is None or progress.completed_at is not None:
-        return None
-    return Stage(progress.stage)
+    return Stage(known["stage"])
 
 
 # -- the wizard's pages ------------------------------------------------------------------------

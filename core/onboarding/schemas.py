@@ -207,3 +207,9 @@ def validate(stage: Stage, values: Mapping[str, Any]) -> tuple[dict[str, Any], d
 
 def is_valid(stage: Stage, values: Mapping[str, Any]) -> bool:
     return not validate(stage, values)[1]
+
+
+def answered_zone(data: Mapping[str, Any] | None) -> str | None:
+    """The time zone a person gave in their set-up answers, if it is one we know."""
+    zone = ((data or {}).get(Stage.PERSONAL_INFO.value) or {}).get("time_zone")
+    return zone if zone in time_zones() else None

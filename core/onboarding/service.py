@@ -52,13 +52,18 @@ class StageIncomplete(ValidationFailed):
 
 
 def begin(uow: UnitOfWork, *, account_id: uuid.UUID, role: str,
-          tenant_id: uuid.UUID | None) -> OnboardingProgress | None:
-    """Called when an account is created; admins do not onboard."""
+          tenant_id: uuid.UUID | None,
+          known: Mapping[Stage, Mapping[str, Any]] | None = None) -> OnboardingProgress | None:
+    """Called when an account is created; admins do not onboard. `known`: answers the person
+    gave already (at sign-up), filled in so they are not asked twice."""
     if not onboards(role):
         return None
     now = clock.now()
+    stages = flow(role)
+    data = {stage.value: schemas.clean_draft(stage, values)
+            for stage, values in (known or {}).items() if stage in stages}
     progress = OnboardingProgress(id=uuid.uuid4(), account_id=account_id, tenant_id=tenant_id,
-                                  role=role, stage=Stage.STARTED, data={}, version=1,
+                                  role=role, stage=Stage.STARTED, data=data, version=1,
                                   started_at=now, updated_at=now, reminders_sent=0)
     uow.session.add(progress)
     uow.record(EventType.ONBOARDING_STARTED, tenant_id=tenant_id, actor_account_id=account_id,
@@ -117,6 +122,23 @@ def save_draft(uow: UnitOfWork, account_id: uuid.UUID, stage: Stage,
         _clean, errors = schemas.validate(stage, stage_data(progress, stage))
         if errors:
             raise StageIncomplete(stage, errors)
+    _touch(progress)
+    return progress
+
+
+class AnswersInvalid(ValidationFailed):
+    """Answers changed after the fact (the settings page) that are not all valid."""
+
+
+def update_answers(uow: UnitOfWork, account_id: uuid.UUID, stage: Stage,
+                   values: Mapping[str, Any]) -> OnboardingProgress:
+    """Replace a stage's answers outside the wizard: complete and valid, or nothing changes."""
+    progress = _locked(uow, account_id, None)
+    merged = {**stage_data(progress, stage), **schemas.clean_draft(stage, values)}
+    clean, errors = schemas.validate(stage, merged)
+    if errors:
+        raise AnswersInvalid(errors)
+    _merged(progress, stage, clean)
     _touch(progress)
     return progress
 

@@ -13,7 +13,7 @@
   only through the parent: nobody but a superuser may touch one directly.
 
 Revision ID: 0008_audit_chain
-Revises: 0004
+Revises: 0006_plans
 Create Date: 2026-11-29
 """
 
@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import INET
 from core.db import JSONType, UTCDateTime
 
 revision: str = "0008_audit_chain"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006_plans"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -64,20 +65,19 @@ class LivePlatform(Platform):
     url: str = ""
 
 
-@pytest.fixture
-def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
-    """The app (real SMTP, in-process worker) served over HTTP on a free loopback port."""
+@contextmanager
+def serving(settings, db, smtp) -> Iterator[LivePlatform]:
+    """The app (an in-process worker) served over HTTP on a free loopback port."""
     from werkzeug.serving import make_server
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    configured = settings.with_overrides(smtp_url=smtp_server.url, public_url=url)
-    app = make_app(configured, db)
+    app = make_app(settings.with_overrides(public_url=url), db)
     server = make_server("127.0.0.1", port, app, threaded=True)
     worker = EmbeddedWorker(app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    running = LivePlatform(app=app, smtp=smtp_server, worker=worker, db=db, url=url)
+    running = LivePlatform(app=app, smtp=smtp, worker=worker, db=db, url=url)
     try:
         yield running
     finally:
@@ -87,12 +87,27 @@ def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
 
 
 @pytest.fixture
-def open_tab(chromium, platform) -> Iterator:
-    """open_tab() -> a Tab in a fresh browser context (its own cookies) on the live platform."""
+def platform(settings, db, smtp_server) -> Iterator[LivePlatform]:
+    """The app (real SMTP, in-process worker) served over HTTP on a free loopback port."""
+    with serving(settings.with_overrides(smtp_url=smtp_server.url), db, smtp_server) as live:
+        yield live
+
+
+@pytest.fixture
+def dev_platform(settings, db, tmp_path) -> Iterator[LivePlatform]:
+    """As `make run` on a bare machine: development mode, e-mails written as files (and so
+    readable at /dev/mail), in this test's own instance folder."""
+    configured = settings.with_overrides(app_env="development", smtp_url=None,
+                                         instance_path=tmp_path)
+    with serving(configured, db, None) as live:
+        yield live
+
+
+def tab_opener(chromium, base_url: str):
     tabs: list[Tab] = []
 
     def open_(**context_options) -> Tab:
-        tab = Tab(chromium, platform.url, **context_options)
+        tab = Tab(chromium, base_url, **context_options)
         # Where each console error happened, for the failure message.
         tab.error_pages = []
         tab.page.on("console", lambda m: m.type == "error" and tab.error_pages.append(
@@ -100,6 +115,21 @@ def open_tab(chromium, platform) -> Iterator:
         tabs.append(tab)
         return tab
 
+    return open_, tabs
+
+
+@pytest.fixture
+def open_dev_tab(chromium, dev_platform) -> Iterator:
+    open_, tabs = tab_opener(chromium, dev_platform.url)
+    yield open_
+    for tab in tabs:
+        tab.close()
+
+
+@pytest.fixture
+def open_tab(chromium, platform) -> Iterator:
+    """open_tab() -> a Tab in a fresh browser context (its own cookies) on the live platform."""
+    open_, tabs = tab_opener(chromium, platform.url)
     yield open_
     for tab in tabs:
         tab.close()

@@ -73,7 +73,7 @@ def test_therapist_and_client_identity_story(platform, open_tab) -> None:
     invite.get_by_label("E-mail address").fill(CLIENT)
     invite.get_by_role("button", name="Send invitation").click()
     expect(flash(ada.page, f"Invitation sent to {CLIENT}.")).to_be_visible()
-    expect(invitation_row(ada.page, CLIENT)).to_contain_text("Waiting")
+    expect(invitation_row(ada.page, CLIENT)).to_contain_text("Pending")
     invitation = platform.last_mail_to(CLIENT)
     assert invitation["Subject"] == f"{HARBOUR} invites you to Practice Platform"
 

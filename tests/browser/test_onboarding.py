@@ -91,6 +91,8 @@ def test_autosave_resume_elsewhere_finish_and_see_the_practice_ready(platform, o
     toast = page.locator("#live-region .toast").filter(has_text="Your practice is ready")
     expect(toast, "the practice-ready notification appears live").to_contain_text(
         "Your practice is ready", timeout=15_000)
+    expect(page.get_by_test_id("practice-status"), "and the badge on the same page agrees") \
+        .to_have_text("Active")
     assert navigations == [], "it appeared without a reload"
     assert second.errors == []
 
@@ -127,9 +129,11 @@ def test_the_whole_wizard_works_without_javascript(platform, open_tab):
     tab = open_tab(java_script_enabled=False)
     _start(tab, platform)
     page = tab.page
-    # No script: "Continue" with an empty form shows the server's own messages.
+    # What sign-up asked is filled in already.
+    expect(page.get_by_label("Full name")).to_have_value("Dr Ada Lovelace")
+    # No script: "Continue" with the rest empty shows the server's own messages.
     page.get_by_role("button", name="Continue", exact=True).click()
-    expect(page.get_by_text("Enter your full name.")).to_be_visible()
+    expect(page.get_by_text("Enter a phone number.")).to_be_visible()
     page.get_by_label("Full name").fill("Ada Lovelace")
     page.get_by_label("Phone number").fill("+44 20 7946 0958")
     page.get_by_label("Time zone").select_option("Europe/London")

@@ -18,6 +18,7 @@ from core.adapters.cache import MemoryCache
 from core.adapters.mail import MemoryMailer
 from core.adapters.notifications import LocalBus
 from core.adapters.webhooks import MemoryWebhookSender
+from core.caching import CachedRegions
 from core.config import Settings
 from core.db import Database
 from core.events.models import Event
@@ -56,6 +57,14 @@ def cache() -> MemoryCache:
 def services(settings: Settings, db: Database, cache: MemoryCache) -> Services:
     return Services(settings=settings, db=db, cache=cache, mailer=MemoryMailer(),
                     notifications=LocalBus(), webhooks=MemoryWebhookSender())
+
+
+@pytest.fixture
+def regions(db: Database, cache: MemoryCache) -> CachedRegions:
+    """The cache's regions on the memory cache, invalidated by the test database's commits."""
+    cached = CachedRegions(cache)
+    cached.invalidate_on_commit(db)
+    return cached
 
 
 @pytest.fixture

@@ -35,12 +35,12 @@ def _therapist(db, email: str = ADA, practice: str = "Harbour Counselling") -> A
         return account
 
 
-def _view(db, cache, settings, email: str = ADA) -> sessions.SessionView:
+def _view(db, regions, settings, email: str = ADA) -> sessions.SessionView:
     with UnitOfWork(db) as uow:
         result = login.login(uow, settings, email=email, password=PASSWORD)
         uow.commit()
     with system_session(db) as session:
-        view = sessions.load(session, cache, settings, result.raw_session_id)
+        view = sessions.load(session, regions, settings, result.raw_session_id)
         session.commit()
     assert view is not None
     return view
@@ -91,9 +91,9 @@ def test_a_client_joins_an_open_practice_only(db):
                              email="cy@example.com", password=PASSWORD)
 
 
-def test_one_person_holds_one_account_per_role(db, cache, settings):
+def test_one_person_holds_one_account_per_role(db, regions, settings):
     _therapist(db)
-    view = _view(db, cache, settings)
+    view = _view(db, regions, settings)
     with UnitOfWork(db) as uow, pytest.raises(Forbidden):
         signup.add_therapist_account(uow, view.identity_uuid, practice_name="Second",
                                      display_name="Ada")
@@ -161,18 +161,18 @@ def test_an_unknown_address_fails_the_same_way(db, settings):
     assert failure.subject is None
 
 
-def test_switching_role_ends_the_old_session(db, cache, settings):
+def test_switching_role_ends_the_old_session(db, regions, settings):
     _therapist(db)
-    view = _view(db, cache, settings)
+    view = _view(db, regions, settings)
     with UnitOfWork(db) as uow:
         signup.add_client_account(uow, view.identity_uuid, _open_practice(db),
                                   display_name="Ada as a client")
-        result = login.session_for_new_account(uow, cache, view, Role.CLIENT)
+        result = login.session_for_new_account(uow, view, Role.CLIENT)
         uow.commit()
     assert result.account.role == Role.CLIENT
     with system_session(db) as session:
         assert session.get(AuthSession, view.id_hash).ended_reason == "rotated"
-        assert sessions.load(session, cache, settings, result.raw_session_id) is not None
+        assert sessions.load(session, regions, settings, result.raw_session_id) is not None
 
 
 def _open_practice(db) -> Tenant:
@@ -183,26 +183,26 @@ def _open_practice(db) -> Tenant:
         return tenant
 
 
-def test_revoking_someone_elses_session_is_not_found(db, cache, settings):
+def test_revoking_someone_elses_session_is_not_found(db, regions, settings):
     _therapist(db)
     _therapist(db, "elm@elm.example", "Elm Street")
-    ada, elm = _view(db, cache, settings), _view(db, cache, settings, "elm@elm.example")
+    ada, elm = _view(db, regions, settings), _view(db, regions, settings, "elm@elm.example")
     with UnitOfWork(db) as uow, pytest.raises(NotFound):
-        sessions.revoke_session(uow, cache, ada, elm.id_hash)
+        sessions.revoke_session(uow, ada, elm.id_hash)
     with UnitOfWork(db) as uow:
-        assert sessions.revoke_other_sessions(uow, cache, ada) == 0
+        assert sessions.revoke_other_sessions(uow, ada) == 0
 
 
 # -- credentials ---------------------------------------------------------------------------------
 
-def test_a_password_change_needs_the_current_one_and_ends_other_sessions(db, cache, settings):
+def test_a_password_change_needs_the_current_one_and_ends_other_sessions(db, regions, settings):
     _therapist(db)
-    first, second = _view(db, cache, settings), _view(db, cache, settings)
+    first, second = _view(db, regions, settings), _view(db, regions, settings)
     with UnitOfWork(db) as uow, pytest.raises(ValidationFailed) as wrong:
-        credentials.change_password(uow, cache, first, current="wrong", new="a new passphrase")
+        credentials.change_password(uow, first, current="wrong", new="a new passphrase")
     assert set(wrong.value.errors) == {"current_password"}
     with UnitOfWork(db) as uow:
-        credentials.change_password(uow, cache, first, current=PASSWORD,
+        credentials.change_password(uow, first, current=PASSWORD,
                                     new="a brand new passphrase")
         uow.commit()
     with system_session(db) as session:
@@ -210,19 +210,19 @@ def test_a_password_change_needs_the_current_one_and_ends_other_sessions(db, cac
         assert session.get(AuthSession, first.id_hash).revoked_at is None
 
 
-def test_a_reset_link_works_once(db, cache):
+def test_a_reset_link_works_once(db):
     _therapist(db)
     with system_session(db) as session:
         raw = issue(session, identity_by_email(session, ADA).id, TokenPurpose.RESET_PASSWORD)
         session.commit()
     with UnitOfWork(db) as uow:
-        credentials.reset_password(uow, cache, raw, "another good passphrase")
+        credentials.reset_password(uow, raw, "another good passphrase")
         uow.commit()
     with UnitOfWork(db) as uow, pytest.raises(NotFound):
-        credentials.reset_password(uow, cache, raw, "yet another passphrase")
+        credentials.reset_password(uow, raw, "yet another passphrase")
 
 
-def test_asking_for_a_confirmation_link_again_and_again_is_refused(db, cache, settings):
+def test_asking_for_a_confirmation_link_again_and_again_is_refused(db, cache, settings, regions):
     with UnitOfWork(db) as uow:
         signup.signup_therapist(uow, practice_name="New", display_name="N",
                                 email="n@new.example", password=PASSWORD)
@@ -232,7 +232,7 @@ def test_asking_for_a_confirmation_link_again_and_again_is_refused(db, cache, se
         raw = sessions.start(session, identity, account_for(session, identity.id, "therapist"),
                              ip=None, user_agent=None)
         session.commit()
-        view = sessions.load(session, cache, settings, raw)
+        view = sessions.load(session, regions, settings, raw)
     with UnitOfWork(db) as uow:
         assert credentials.resend_verification(uow, cache, view) is True
         uow.commit()
@@ -240,7 +240,7 @@ def test_asking_for_a_confirmation_link_again_and_again_is_refused(db, cache, se
         credentials.resend_verification(uow, cache, view)
 
 
-def test_a_client_can_start_a_practice_of_their_own(db, cache, settings):
+def test_a_client_can_start_a_practice_of_their_own(db, regions, settings):
     """Found by make proof: a logged-in person's new practice was inserted after its account."""
     harbour = _therapist(db)
     with system_session(db) as session:
@@ -253,7 +253,7 @@ def test_a_client_can_start_a_practice_of_their_own(db, cache, settings):
         identity = identity_by_email(session, "bo@example.com")
         identity.email_verified_at = clock.now()
         session.commit()
-    bo = _view(db, cache, settings, "bo@example.com")
+    bo = _view(db, regions, settings, "bo@example.com")
     with UnitOfWork(db) as uow:
         account = signup.add_therapist_account(uow, bo.identity_uuid, practice_name="Bo's",
                                                display_name="Bo")

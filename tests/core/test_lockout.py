@@ -98,12 +98,12 @@ def test_an_admin_unlock_resets_the_escalation(person, db, settings, moved_clock
     assert _lock_out(db, settings) == 15
 
 
-def test_a_password_reset_resets_the_escalation(person, db, settings, cache, moved_clock):
+def test_a_password_reset_resets_the_escalation(person, db, settings, moved_clock):
     _lock_out(db, settings)
     with UnitOfWork(db) as uow:
         raw = issue(uow.session, _identity(db).id, TokenPurpose.RESET_PASSWORD)
         uow.commit()
-        credentials.reset_password(uow, cache, raw, "a brand new passphrase here")
+        credentials.reset_password(uow, raw, "a brand new passphrase here")
         uow.commit()
     identity = _identity(db)
     assert identity.lockouts == 0 and identity.locked_until is None

@@ -84,18 +84,18 @@ def _version(db, account) -> int:
         return navigation.progress_of(uow.session, account).version
 
 
-def test_later_leaves_for_the_dashboard_and_the_gate_lets_them_through(db, cache, account):
+def test_later_leaves_for_the_dashboard_and_the_gate_lets_them_through(db, regions, account):
     _submit(db, account, "started")
     assert _submit(db, account, "personal-info", {"full_name": "Ada"}, action="later") == GoTo(
         None, navigation.SAVED_FOR_LATER, "success", deferred=True)
     with UnitOfWork(db, tenant=TenantContext.system()) as uow:
-        assert navigation.detour(uow, cache, account, deferred=True) is None
-        assert navigation.detour(uow, cache, account, deferred=False) == GoTo(
+        assert navigation.detour(uow, regions, account, deferred=True) is None
+        assert navigation.detour(uow, regions, account, deferred=False) == GoTo(
             Stage.PERSONAL_INFO)
-        assert navigation.unfinished_stage(uow.session, cache, account) == Stage.PERSONAL_INFO
+        assert navigation.unfinished_stage(uow.session, regions, account) == Stage.PERSONAL_INFO
 
 
-def test_finishing_all_at_once_follows_the_same_rules(db, cache, account):
+def test_finishing_all_at_once_follows_the_same_rules(db, regions, account):
     with UnitOfWork(db, tenant=TenantContext.system()) as uow, pytest.raises(
             service.StageIncomplete) as incomplete:
         navigation.finish(uow, account, {"personal-info": PERSONAL_INFO,
@@ -115,8 +115,9 @@ def test_finishing_all_at_once_follows_the_same_rules(db, cache, account):
         uow.commit()
     assert done.completed_at is not None and done.terms_ip == "192.0.2.9"
     with UnitOfWork(db, tenant=TenantContext.system()) as uow:
-        assert navigation.detour(uow, cache, account, deferred=False) is None
-    assert navigation.known_complete(cache, account)
+        assert navigation.detour(uow, regions, account, deferred=False) is None
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        assert navigation.status(uow.session, regions, account)["complete"]
 
 
 def test_finish_refuses_answers_for_a_stage_that_is_not_in_the_flow(db, account):

@@ -71,7 +71,7 @@ def test_migration_history_is_linear() -> None:
 
 
 def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_url: str) -> None:
-    """0008 chains what 0004 had, in the order it was written; new entries go on from there;
+    """0008 chains what the log held before it, in the order it was written; new entries go on from there;
     the downgrade keeps every entry."""
     from datetime import UTC, datetime, timedelta
 
@@ -83,7 +83,7 @@ def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_
     from core.uow import UnitOfWork
 
     config = _config(scratch_url)
-    command.upgrade(config, "0004")
+    command.upgrade(config, "0006_plans")
     practice = uuid.uuid4()
     postgresql = scratch_url.startswith("postgresql")
     engine = sa.create_engine(scratch_url)
@@ -116,7 +116,7 @@ def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_
         db.dispose()
     assert report.ok and (report.chains, report.entries) == (2, 26)
     assert seqs == list(range(1, 14))
-    command.downgrade(config, "0004")
+    command.downgrade(config, "0006_plans")
     engine = sa.create_engine(scratch_url)
     with engine.begin() as connection:
         if postgresql:

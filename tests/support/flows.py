@@ -9,11 +9,19 @@ from urllib.parse import urlsplit
 PASSWORD = "correct horse battery staple"
 
 
+# Logged-in pages carry the token in a meta tag (for JSON calls); forms carry it in a hidden
+# field. Anonymous pages without a form carry none (they set no cookie).
+CSRF_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"'
+                        r'|<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+
+
 def csrf_token(client, path: str = "/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    match = re.search(r'<meta name="csrf-token" content="([^"]+)"', html)
+    """The token on `path`; else (a logged-in client sent away from /login) the home page's."""
+    match = CSRF_TOKEN.search(client.get(path).get_data(as_text=True))
+    if match is None and path != "/":
+        match = CSRF_TOKEN.search(client.get("/").get_data(as_text=True))
     assert match, f"no CSRF token on {path}"
-    return match.group(1)
+    return match.group(1) or match.group(2)
 
 
 def post_form(client, path: str, data: dict, *, page: str | None = None, **kwargs):
@@ -49,7 +57,7 @@ def confirm(client, path: str):
 
 
 def login(client, email: str, password: str = PASSWORD):
-    return post_form(client, "/login", {"email": email, "password": password}, page="/")
+    return post_form(client, "/login", {"email": email, "password": password}, page="/login")
 
 
 def logout(client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -28,8 +29,18 @@ class PrivateRedis:
         wait_until(lambda: _answers(client), 10, f"private redis on {self.port} to answer")
         client.close()
 
+    def pause(self) -> None:
+        """Stop answering, keeping every key (a Redis that went silent)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a paused server dies too
             self._process.kill()
             self._process.wait(timeout=10)
 

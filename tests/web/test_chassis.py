@@ -16,8 +16,15 @@ def test_home_page_renders_with_our_assets(client) -> None:
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "<h1>Run your practice." in html
-    assert '/static/css/app.css' in html
-    assert client.get("/static/css/app.css").status_code == 200
+    stylesheet = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', html).group(1)
+    served = client.get(stylesheet)
+    assert served.status_code == 200 and served.mimetype == "text/css"
+    # The name changes with the content, so browsers may keep it for good.
+    assert "immutable" in served.headers["Cache-Control"]
+    assert "max-age=315360000" in served.headers["Cache-Control"]
+    assert "Set-Cookie" not in served.headers
+    plain = client.get("/static/css/app.css")  # for links from outside: a short lifetime
+    assert plain.status_code == 200 and "immutable" not in plain.headers["Cache-Control"]
     assert client.get("/favicon.ico").status_code == 200
 
 
@@ -105,8 +112,8 @@ def test_state_changes_need_a_csrf_token(app_with_probe_routes: Flask) -> None:
     assert api_refused.status_code == 400
     assert api_refused.get_json()["error"]["code"] == "csrf_failed"
 
-    page = client.get("/").get_data(as_text=True)
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     assert client.post("/probe/form", data={"csrf_token": token}).status_code == 200
     assert client.post("/api/probe", json={}, headers={"X-CSRFToken": token}).status_code == 200
 
@@ -117,6 +124,8 @@ def test_an_unexpected_error_shows_no_internals(app_with_probe_routes: Flask, ca
     with caplog.at_level(logging.ERROR):
         response = client.get("/probe/crash")
     assert response.status_code == 500
+    assert "X-RateLimit-Remaining" in response.headers  # a 5xx carries its limits too
+    assert "Retry-After" not in response.headers
     html = response.get_data(as_text=True)
     assert "hunter2" not in html and "Traceback" not in html and "RuntimeError" not in html
     assert response.headers["X-Request-ID"] in html  # the reference support asks for

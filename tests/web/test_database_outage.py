@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from assembly import web_process
+from core.caching import CachedRegions
 from core.db import Database
 from core.services import Services
 from tests.conftest import free_port, make_settings
@@ -34,6 +35,7 @@ def _app_on(database: Database, instance_dir, *, cache: object | None = None):
     services = Services.build(settings, db=database)
     if cache is not None:
         services.cache = cache  # type: ignore[assignment]
+        services.regions = CachedRegions(cache)  # type: ignore[arg-type]
     return web_process(settings, services=services)
 
 

@@ -53,7 +53,7 @@ def practices(app, db):
 @pytest.mark.parametrize("path", list(ANONYMOUS_FORMS))
 def test_anonymous_forms_never_500(client, practices, path):
     fields = ANONYMOUS_FORMS[path]
-    token = csrf_token(client, "/")
+    token = csrf_token(client, "/login")
 
     @FUZZ
     @given(st.fixed_dictionaries({f: TEXT for f in fields}))
@@ -84,7 +84,7 @@ def test_logged_in_forms_never_500(client, practices, path):
 
 @pytest.mark.parametrize("pattern", TOKEN_FORMS)
 def test_link_pages_never_500_whatever_the_token(client, practices, pattern):
-    token = csrf_token(client, "/")
+    token = csrf_token(client, "/login")
 
     @FUZZ
     @given(st.text(min_size=1, max_size=400), st.fixed_dictionaries(

@@ -26,8 +26,9 @@ def bus_app(request, db, database_url, instance_dir):
     return make_app(settings, db)
 
 
-def _read_events(response, into: queue.Queue) -> None:
-    """Read SSE blocks until the first notification, then hang up (as a closed tab does)."""
+def _read_events(response, into: queue.Queue, *, until_notification: bool = True) -> None:
+    """Read SSE blocks into `into`: until the first notification (then hang up, as a closed tab
+    does), or until the stream ends (then put None)."""
     buffer = ""
     try:
         for chunk in response.response:
@@ -35,9 +36,11 @@ def _read_events(response, into: queue.Queue) -> None:
             while "\n\n" in buffer:
                 block, buffer = buffer.split("\n\n", 1)
                 into.put(block)
-                if "event: notification" in block:
+                if until_notification and "event: notification" in block:
                     return
     finally:
+        if not until_notification:
+            into.put(None)
         response.close()
 
 
@@ -102,22 +105,10 @@ def test_another_account_never_sees_my_notifications(app, db):
 def _open_stream(client, blocks: queue.Queue) -> threading.Thread:
     response = client.get("/api/notifications/stream", buffered=False)
     assert response.status_code == 200
-    reader = threading.Thread(target=_read_until_closed, args=(response, blocks), daemon=True)
+    reader = threading.Thread(target=_read_events, args=(response, blocks),
+                              kwargs={"until_notification": False}, daemon=True)
     reader.start()
     return reader
-
-
-def _read_until_closed(response, into: queue.Queue) -> None:
-    buffer = ""
-    try:
-        for chunk in response.response:
-            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
-            while "\n\n" in buffer:
-                block, buffer = buffer.split("\n\n", 1)
-                into.put(block)
-    finally:
-        into.put(None)
-        response.close()
 
 
 def test_one_account_cannot_hold_every_stream(db, database_url, instance_dir, monkeypatch):

@@ -192,8 +192,8 @@ def test_the_application_role_owns_nothing_and_does_not_bypass(app_role_database
         forced = connection.execute(sa.text(
             "SELECT relname FROM pg_class WHERE relforcerowsecurity AND relrowsecurity "
             "ORDER BY relname")).scalars().all()
-    assert forced == ["accounts", "audit_entries", "invitations", "notifications",
-                      "onboarding_progress"]
+    assert forced == ["accounts", "audit_entries", "invitations", "metric_points",
+                      "notifications", "onboarding_progress"]
 
 
 def test_set_context_inside_a_transaction_applies_at_once(two_practices, db):

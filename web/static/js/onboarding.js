@@ -168,6 +168,15 @@
     conflictBox.classList.remove("hidden");
   }
 
+  // A time zone not chosen yet: suggest the browser's own (saved once the person goes on).
+  var zone = form.querySelector('select[name="time_zone"]');
+  if (zone && !zone.value && window.Intl) {
+    var guess = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (guess && Array.prototype.some.call(zone.options, function (o) { return o.value === guess; })) {
+      zone.value = guess;
+    }
+  }
+
   form.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
 

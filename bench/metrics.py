@@ -1,0 +1,239 @@
+"""The metrics rollup on a platform-sized database (see `bench.metrics_data`), timed in ms.
+
+* `metrics-accounts-count` (the baseline): `SELECT count(*)` over the 1,000,000 accounts, as
+  the platform's role in a session that sees every practice, like the rollup's (row-level
+  security is evaluated on every row; the same count as a superuser is reported beside it).
+* `metrics-rollup-full`: a full rollup from an empty `metric_points`: every level counted from
+  the tables for every practice, the day's flows recounted (target: at most 5 times the count).
+* `metrics-rollup-tick`: after a full rollup, 1,000 new events' worth of activity in the next
+  five minutes (sign-ups and their onboarding, sign-ins, invitations sent and accepted, in
+  practices picked at random), then the incremental rollup (target: at most half the count).
+
+Both rollups run as the workers run them: `core.metrics.rollup.run` in a unit of work of the
+platform's role. The tick's activity is deleted again afterwards, so every round and every run
+starts from the same data.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from bench import metrics_data
+from bench.measure import Context, MeasurementError, Sample
+
+if TYPE_CHECKING:
+    from core.db import Database
+
+TICK = timedelta(minutes=5)
+NEW_EVENTS = 1_000
+COUNT_REPEATS = 3
+MARK = "bench-tick"  # request_id of the tick's events; the rows it adds are named after it
+
+
+@functools.cache
+def _reference(reload: bool) -> datetime:
+    return metrics_data.ensure_loaded(reload=reload, progress=_progress)
+
+
+def count_accounts(ctx: Context) -> Sample:
+    _reference(ctx.options.reload_data)
+    import sqlalchemy as sa
+
+    from core.scoping import system_session
+
+    timings, unwalled = [], []
+    with _database() as db:
+        for _ in range(COUNT_REPEATS):
+            with system_session(db) as session:
+                started = time.perf_counter()
+                session.execute(sa.text("SELECT count(*) FROM accounts")).scalar_one()
+                timings.append(_ms(started))
+    # For comparison only: the same count as a superuser, whom row-level security skips.
+    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+        for _ in range(COUNT_REPEATS):
+            started = time.perf_counter()
+            connection.execute("SELECT count(*) FROM accounts").fetchone()
+            unwalled.append(_ms(started))
+    return Sample(value=statistics.median(timings),
+                  extra={"superuser_ms": round(statistics.median(unwalled), 1)})
+
+
+def full_rollup(ctx: Context) -> Sample:
+    reference = _reference(ctx.options.reload_data)
+    _forget_points()
+    with _database() as db:
+        started = time.perf_counter()
+        report = _rollup(db, now=reference, full=True)
+        elapsed = _ms(started)
+    if not report.points_written:
+        raise MeasurementError("the full rollup wrote no points")
+    return Sample(value=elapsed, extra={"points_written": report.points_written})
+
+
+def tick(ctx: Context) -> Sample:
+    reference = _reference(ctx.options.reload_data)
+    _forget_points()
+    with _database() as db:
+        _rollup(db, now=reference, full=True)
+        try:
+            _record_activity(reference)
+            started = time.perf_counter()
+            report = _rollup(db, now=reference + TICK)
+            elapsed = _ms(started)
+        finally:
+            _remove_activity()
+    if not report.hours:
+        raise MeasurementError("the tick found no new activity")
+    return Sample(value=elapsed, extra={"points_written": report.points_written,
+                                        "hours_recounted": len(report.hours)})
+
+
+def _rollup(db: Database, **options: object):  # type: ignore[no-untyped-def]
+    from core.metrics import rollup
+    from core.scoping import TenantContext
+    from core.uow import UnitOfWork
+
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        return rollup.run(uow, **options)  # type: ignore[arg-type]
+
+
+@contextmanager
+def _database() -> Iterator[Database]:
+    from core.config import Settings
+    from core.db import Database
+
+    # A worker's connection: its statement timeout, not a page's.
+    db = Database(metrics_data.APP_URL,
+                  statement_timeout_ms=Settings().worker_statement_timeout_ms)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _forget_points() -> None:
+    with psycopg.connect(metrics_data.ADMIN_URL, autocommit=True) as connection:
+        connection.execute("TRUNCATE metric_points, metric_rollups")
+
+
+# -- the tick's activity -------------------------------------------------------------------
+
+def _record_activity(reference: datetime) -> None:
+    """1,000 events in (reference - LAG, reference + TICK - LAG], with the rows they describe:
+    150 sign-ups (each USER_CREATED and ONBOARDING_STARTED), 100 of them through onboarding
+    (three stages and the completion), 200 sign-ins, 60 invitations of which 40 accepted."""
+    from core.metrics.rollup import LAG
+
+    rng = random.Random(7)
+    first = reference - LAG
+
+    def moment(after: datetime = first) -> datetime:
+        return after + (first + TICK - after) * rng.uniform(0.01, 0.99)
+
+    rows: dict[str, list[tuple[object, ...]]] = {
+        "identities": [], "accounts": [], "onboarding_progress": [], "invitations": [],
+        "events": []}
+    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+        tenants = [row[0] for row in connection.execute(
+            "SELECT id FROM tenants WHERE status = 'active' ORDER BY slug")]
+        members = connection.execute(
+            "SELECT id, tenant_id, role FROM accounts WHERE tenant_id IS NOT NULL "
+            "ORDER BY created_at DESC LIMIT 50000").fetchall()
+        for n in range(150):
+            created = moment()
+            _sign_up(rows, rng.choice(tenants), n, created, moment(created), onboards=n < 100)
+        for account, tenant, role in rng.sample(members, 200):
+            rows["events"].append(_event("USER_LOGIN", tenant, account, moment(), {"role": role}))
+        for n in range(60):
+            sent = moment()
+            _invite(rows, rng.choice(tenants), n, sent, moment(sent) if n < 40 else None)
+        _insert(connection, rows)
+
+
+def _sign_up(rows: dict[str, list[tuple[object, ...]]], tenant: object, n: int,
+             created: datetime, later: datetime, *, onboards: bool) -> None:
+    account = uuid.uuid4()
+    rows["identities"].append((account, f"{MARK}-{n}@bench.example", created, 0, 0, created))
+    rows["accounts"].append((account, account, "client", tenant, f"{MARK} {n}", created,
+                             created))
+    rows["onboarding_progress"].append((
+        uuid.uuid4(), account, tenant, "client", "COMPLETED" if onboards else "STARTED", "{}", 1,
+        created, later if onboards else created, later if onboards else None, 0))
+    role = {"role": "client"}
+    rows["events"] += [_event("USER_CREATED", tenant, account, created, role),
+                       _event("ONBOARDING_STARTED", tenant, account, created, role)]
+    if onboards:
+        step = (later - created) / 4
+        rows["events"] += [
+            _event("ONBOARDING_STAGE_COMPLETED", tenant, account, created + step * k,
+                   {**role, "stage": stage})
+            for k, stage in enumerate(("STARTED", "PERSONAL_INFO", "TERMS"), start=1)]
+        rows["events"].append(_event("ONBOARDING_COMPLETED", tenant, account, later, role))
+
+
+def _invite(rows: dict[str, list[tuple[object, ...]]], tenant: object, n: int, sent: datetime,
+            accepted: datetime | None) -> None:
+    invitation = uuid.uuid4()
+    rows["invitations"].append((invitation, tenant, f"{MARK}-invitee-{n}@bench.example",
+                                uuid.uuid4(), sent, sent + timedelta(days=7), accepted))
+    payload = {"invitation_id": str(invitation)}
+    rows["events"].append(_event("INVITATION_SENT", tenant, None, sent, payload))
+    if accepted is not None:
+        rows["events"].append(_event("INVITATION_ACCEPTED", tenant, None, accepted, payload))
+
+
+def _event(kind: str, tenant: object, actor: object, at: datetime,
+           payload: dict[str, str]) -> tuple[object, ...]:
+    return (uuid.uuid4(), kind, tenant, actor, json.dumps(payload), MARK, at)
+
+
+COLUMNS = {
+    "identities": "id, email, email_verified_at, failed_logins, lockouts, created_at",
+    "accounts": "id, identity_id, role, tenant_id, display_name, created_at, last_seen_at",
+    "onboarding_progress": "id, account_id, tenant_id, role, stage, data, version, started_at, "
+                           "updated_at, completed_at, reminders_sent",
+    "invitations": "id, tenant_id, email, invited_by_account_id, created_at, expires_at, "
+                   "accepted_at",
+    "events": "id, type, tenant_id, actor_account_id, payload, request_id, occurred_at, "
+              "attempts, dispatched_at, audited_at",
+}
+
+
+def _insert(connection: psycopg.Connection, rows: dict[str, list[tuple[object, ...]]]) -> None:
+    if len(rows["events"]) != NEW_EVENTS:
+        raise MeasurementError(f"{len(rows['events'])} new events, not {NEW_EVENTS}")
+    with connection.cursor() as cursor:
+        for table, values in rows.items():
+            if table == "events":  # as the pipeline leaves them: dispatched and audited
+                values = [(*v, 0, v[-1], v[-1]) for v in values]
+            marks = ", ".join(["%s"] * len(values[0]))
+            cursor.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
+                               values)
+
+
+def _remove_activity() -> None:
+    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+        connection.execute("DELETE FROM events WHERE request_id = %s", (MARK,))
+        connection.execute("DELETE FROM invitations WHERE email LIKE %s", (f"{MARK}-%",))
+        connection.execute("DELETE FROM identities WHERE email LIKE %s", (f"{MARK}-%",))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"bench: {message}", file=sys.stderr, flush=True)

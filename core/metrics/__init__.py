@@ -1,0 +1,1 @@
+"""Metrics: figures rolled up by the workers into `metric_points`, and read from there only."""
