@@ -71,8 +71,8 @@ def test_migration_history_is_linear() -> None:
 
 
 def test_audit_entries_written_before_chains_are_chained_by_the_upgrade(scratch_url: str) -> None:
-    """0008 chains what the log held before it, in the order it was written; new entries go on from there;
-    the downgrade keeps every entry."""
+    """0008 chains what the log held before it, in the order it was written; new entries go on
+    from there; the downgrade keeps every entry."""
     from datetime import UTC, datetime, timedelta
 
     from core.audit import writer
