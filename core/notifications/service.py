@@ -121,4 +121,5 @@ def read_one(session: Session, account_id: uuid.UUID, notification_id: uuid.UUID
         raise NotFound("That notification is not in your inbox.")
     if found.read_at is None:
         found.read_at = clock.now()
+        invalidate_after_commit(session, UNREAD.key(account_id))
     return found

@@ -83,6 +83,8 @@ def test_the_inbox_keeps_notifications_and_reads_them(app, db):
     [bo] = _rows(db, Notification, Notification.title == "New client: Bo")
     opened = post_form(client, "/inbox/open", {"id": str(bo.id)}, page="/inbox")
     assert opened.headers["Location"] == f"/therapist/clients/{harbour.client.id}"
+    # The bell counts one fewer at once (its cached count went stale with the read).
+    assert 'data-unread="1"' in client.get("/inbox").get_data(as_text=True)
     [elms] = _rows(db, Notification, Notification.title == "Elm's own")
     assert post_form(client, "/inbox/read", {"id": str(elms.id)}, page="/inbox") \
         .status_code == 404
