@@ -104,7 +104,7 @@ class Visitor(Browser):
             self.audit.observe(method, path, reply.status, reply.headers)
         return reply
 
-    def page_token(self, path: str = "/") -> str:
+    def page_token(self, path: str = "/login") -> str:
         """The CSRF token of a page (its meta tag, else its form's hidden field)."""
         reply = self.request("GET", path)
         match = _CSRF_META.search(reply.text) or _CSRF_FIELD.search(reply.text)
@@ -114,7 +114,7 @@ class Visitor(Browser):
 
     def post_form(self, path: str, form: Mapping[str, str | list[str]], *,
                   token: str | None = None) -> Reply:
-        fields = {"csrf_token": token if token is not None else self.page_token("/"), **form}
+        fields = {"csrf_token": token if token is not None else self.page_token(), **form}
         return self.request("POST", path, body=urlencode(fields, doseq=True),
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
 

@@ -136,7 +136,7 @@ def _script(ctx: Context, people: People, page: Page, connections: int) -> tuple
 
 def _login_form(ctx: Context, email: str) -> ThreadValues:
     browser = Browser(ctx.urls["app"])
-    form = {"email": email, "password": PASSWORD, "csrf_token": browser.csrf_token("/")}
+    form = {"email": email, "password": PASSWORD, "csrf_token": browser.csrf_token("/login")}
     return {"method": "POST", "path": "/login", "body": urlencode(form),
             "headers": {"Cookie": browser.cookie_header,
                         "Content-Type": "application/x-www-form-urlencoded"}}

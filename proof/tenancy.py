@@ -72,7 +72,7 @@ def actors(platform: Platform, people: People, audit: HeaderAudit) -> list[Actor
         visitor = Visitor(platform.url, audit)
         visitor.log_in(email, PASSWORD)
         found.append(Actor(role, visitor, visitor.api_csrf_token()))
-    found[0].token = found[0].visitor.page_token("/")
+    found[0].token = found[0].visitor.page_token()
     return found
 
 
