@@ -39,7 +39,7 @@ def main() -> None:
         check_connection(side.services.db.engine)
 
     start_embedded_worker(side, settings.embedded_worker_threads)
-    start_embedded_scheduler(side.enqueue, settings)
+    start_embedded_scheduler(side.enqueue, settings, side.services.cache)
     url = f"http://{args.host}:{args.port}"
     print(f"\n  Practice Platform is running at {url}\n  (embedded mode: SQLite at "
           f"{settings.database_url.removeprefix('sqlite:///')}, mail in "

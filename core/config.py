@@ -130,6 +130,10 @@ class Settings:
     audit_sink_ca_file: str | None = None
     # Filtered views larger than this export on a worker instead of streaming from the page.
     audit_stream_export_limit: int = 10_000
+    # Bearer token for /metrics and /api/health's details (empty: /metrics is a 404 for all).
+    metrics_token: str = ""
+    # Workers' Prometheus exposition port (0: none).
+    worker_metrics_port: int = 0
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -280,6 +284,8 @@ class Settings:
             audit_stream_export_limit=_int("AUDIT_STREAM_EXPORT_LIMIT",
                                            env.get("AUDIT_STREAM_EXPORT_LIMIT", "10000"),
                                            minimum=1),
+            metrics_token=(env.get("METRICS_TOKEN") or "").strip(),
+            worker_metrics_port=_int("WORKER_METRICS_PORT", env.get("WORKER_METRICS_PORT", "0")),
         )
 
 

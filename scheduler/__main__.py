@@ -13,9 +13,10 @@ from core.config import Settings
 from core.db import check_connection, create_db_engine, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
+from core.monitoring.checks import beat_scheduler
 from scheduler.jobs import job_table
 from scheduler.leader import RedisLeaderLock
-from scheduler.runner import add_jobs, scheduler_options
+from scheduler.runner import add_jobs, heartbeat_seconds, scheduler_options
 
 log = logging.getLogger("scheduler")
 
@@ -45,7 +46,9 @@ def main() -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     leader = RedisLeaderLock(client, settings.scheduler_lock_ttl_seconds)
     scheduler = BlockingScheduler(**scheduler_options())
-    add_jobs(scheduler, leader, side.enqueue, job_table(settings))
+    every = heartbeat_seconds(settings.scheduler_lock_ttl_seconds)
+    add_jobs(scheduler, leader, side.enqueue, job_table(settings), heartbeat=(
+        lambda: beat_scheduler(side.services.cache, leader.identity, every), every))
 
     def shut_down(signum: int, _frame: object) -> None:
         log.info("scheduler stopping (signal %d)", signum)

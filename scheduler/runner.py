@@ -8,6 +8,7 @@ from datetime import UTC
 from typing import Any, Protocol
 
 from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from scheduler.jobs import JOBS, ScheduledJob
 
@@ -35,9 +36,32 @@ def fire(job_id: str, actor_name: str, leader: Leadership, enqueue: Enqueue) -> 
                     type(error).__name__)
 
 
+def heartbeat_seconds(lock_ttl_seconds: float) -> float:
+    """How often the leader says it is alive: as often as it renews its lock, at most 1/s."""
+    return max(1.0, lock_ttl_seconds / 3)
+
+
+def beat(leader: Leadership, heartbeat: Callable[[], None]) -> None:
+    if not leader.is_leader:
+        return
+    try:
+        heartbeat()
+    except Exception as error:  # /api/health reports the silence; the jobs go on
+        log.warning("scheduler heartbeat failed: %s", type(error).__name__)
+
+
 def add_jobs(scheduler: BaseScheduler, leader: Leadership, enqueue: Enqueue,
-             jobs: tuple[ScheduledJob, ...] = JOBS) -> None:
-    """`enqueue(actor_name, **options)` sends a message to the named actor."""
+             jobs: tuple[ScheduledJob, ...] = JOBS, *,
+             heartbeat: tuple[Callable[[], None], float] | None = None) -> None:
+    """`enqueue(actor_name, **options)` sends a message to the named actor. `heartbeat`: a
+    function the leader calls every so many seconds, in this process (/api/health's
+    `scheduler` check reads what it writes)."""
+    if heartbeat is not None:
+        function, every = heartbeat
+        scheduler.add_job(beat, trigger=IntervalTrigger(seconds=every), args=(leader, function),
+                          id="scheduler-heartbeat", name="the leader says it is alive",
+                          replace_existing=True, coalesce=True, max_instances=1,
+                          misfire_grace_time=max(1, int(every / 2)))
     for job in jobs:
         scheduler.add_job(
             fire,

@@ -232,6 +232,11 @@ def redis_url() -> Iterator[str]:
 
 # -- app ---------------------------------------------------------------------------------------
 
+# /metrics and /api/health's details answer to this bearer token in tests.
+METRICS_TOKEN = "test-metrics-token-0123456789"
+DETAILS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def make_settings(database_url: str, instance_dir: Path, **overrides: object) -> Settings:
     base = Settings(
         app_env="test",
@@ -242,6 +247,7 @@ def make_settings(database_url: str, instance_dir: Path, **overrides: object) ->
         rate_limit_authenticated="1000 per minute",
         rate_limit_auth_endpoints="1000 per minute",
         notification_streams=64,
+        metrics_token=METRICS_TOKEN,
     )
     return base.with_overrides(**overrides)
 

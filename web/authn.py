@@ -68,7 +68,15 @@ def has_session_cookie() -> bool:
 
 def _load_session() -> None:
     g.view = None
-    if request.path.startswith(SESSIONLESS_PATHS) or not has_session_cookie():
+    if request.path.startswith(SESSIONLESS_PATHS):
+        return
+    load_session_view()
+
+
+def load_session_view() -> None:
+    """Look the cookie's session up (a sessionless path may still ask: health's details)."""
+    g.view = None
+    if not has_session_cookie():
         return
     raw = session.get("sid")
     if not raw:

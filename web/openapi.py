@@ -47,9 +47,11 @@ SCHEMAS: dict[str, Schema] = {
     "Health": _object(["status", "checks"], status={
         "type": "string", "enum": ["healthy", "degraded", "unhealthy"]}, checks={
         "type": "object", "additionalProperties": _object(
-            ["status", "latency_ms", "detail"],
+            ["status", "latency_ms"],
             status={"type": "string", "enum": ["pass", "warn", "fail"]},
-            latency_ms={"type": "number", "minimum": 0}, detail={"type": "string"})}),
+            latency_ms={"type": "number", "minimum": 0},
+            detail={"type": "string", "description": "hosts, counts, errors: only for a "
+                    "platform admin or with Authorization: Bearer $METRICS_TOKEN"})}),
     "Alive": _object(["status"], status={"const": "alive"}),
     "CsrfToken": _object(["csrf_token"], csrf_token={"type": "string", "minLength": 1}),
     "Progress": _object(["stage", "data", "version", "completed"],
@@ -170,6 +172,9 @@ LAST_EVENT_ID = {"name": "Last-Event-ID", "in": "header", "required": False,
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/api/health", "health", "Dependencies, each bounded by a timeout",
+              ok=_ref("Health"), errors=(400,), extra={503: _ref("Health")}),
+    Operation("get", "/api/health/ready", "readiness",
+              "For load balancers: the database answers and the schema is at the code's head",
               ok=_ref("Health"), errors=(400,), extra={503: _ref("Health")}),
     Operation("get", "/api/health/live", "liveness", "The process answers; touches no backend",
               ok=_ref("Alive"), errors=(400,)),

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from core.db import Database
-from tests.conftest import free_port, make_settings
+from core.monitoring.checks import beat_scheduler
+from tests.conftest import DETAILS, free_port, make_settings
 from tests.support.apps import make_app
 
 
@@ -18,11 +19,14 @@ def test_live_touches_no_backend(client) -> None:
     assert response.get_json() == {"status": "alive"}
 
 
-def test_embedded_platform_with_its_worker_is_healthy(client, worker) -> None:
+def test_embedded_platform_with_its_worker_is_healthy(app, client, worker) -> None:
     worker.drain()
-    body = client.get("/api/health").get_json()
+    # The embedded scheduler's heartbeat (assembly.embedded starts it beside the worker).
+    beat_scheduler(app.extensions["services"].cache, "embedded", 5)
+    body = client.get("/api/health", headers=DETAILS).get_json()
     assert body["status"] == "healthy", body
-    assert set(body["checks"]) >= {"database", "cache", "broker", "workers", "outbox"}
+    assert set(body["checks"]) >= {"database", "auth", "storage", "cache", "broker", "workers",
+                                   "scheduler", "outbox", "migrations"}
     for check in body["checks"].values():
         assert set(check) == {"status", "latency_ms", "detail"}
         assert check["status"] == "pass"
@@ -86,7 +90,7 @@ def test_database_down_is_unhealthy_503(database_url, instance_dir):
     settings = make_settings(dead.url, instance_dir)
     app = make_app(settings, dead)
     started = time.monotonic()
-    response = app.test_client().get("/api/health")
+    response = app.test_client().get("/api/health", headers=DETAILS)
     assert time.monotonic() - started < 3.0
     assert response.status_code == 503
     body = response.get_json()
@@ -102,7 +106,7 @@ def test_a_database_role_that_skips_row_level_security_is_degraded(
     admin_db = Database(admin_database_url)
     try:
         app = _app_with(admin_db, admin_database_url, instance_dir)
-        body = app.test_client().get("/api/health").get_json()
+        body = app.test_client().get("/api/health", headers=DETAILS).get_json()
     finally:
         admin_db.dispose()
     assert body["status"] == "degraded"

@@ -11,6 +11,7 @@ from core.adapters.audit_sink import HttpsSink, MemorySink, SinkFailed, SyslogTl
 from core.audit import checkpoints, sink
 from core.scoping import TenantContext
 from core.uow import UnitOfWork
+from tests.conftest import DETAILS
 from tests.support.audit import write_entries
 from tests.support.audit_sink import (
     HEADER,
@@ -129,6 +130,6 @@ def test_health_reports_the_sinks_lag(app, client, db):
     app.extensions["settings"] = app.extensions["settings"].with_overrides(
         audit_sink_url="https://sink.example/audit")
     write_entries(db, 4, tenant_id=PRACTICE)
-    check = client.get("/api/health").get_json()["checks"]["audit_sink"]
+    check = client.get("/api/health", headers=DETAILS).get_json()["checks"]["audit_sink"]
     assert check["status"] == "pass"
     assert check["detail"].startswith("4 entries behind in 1 chain(s), oldest ")

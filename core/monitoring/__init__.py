@@ -1,0 +1,1 @@
+"""The platform watching itself: health checks of every part, their history, incidents."""
