@@ -92,8 +92,9 @@ PRACTICE_LIMITS = Region("practice-limits", 300)  # a practice's request budget 
 PRACTICE_HOMES = Region("practice-homes", 600)  # a practice's dashboard: clients, invitations
 ACTIVITY = Region("activity", 600)  # a person's recent security activity
 UNREAD = Region("unread", 600)  # how many of an account's notifications are unread (the bell)
+PRACTICE_FIGURES = Region("practice-figures", 600)  # a practice's rolled-up figures (each rollup)
 REGIONS: tuple[Region, ...] = (SESSIONS, ROLES, PROFILES, ONBOARDING, PRACTICE_LIMITS,
-                               PRACTICE_HOMES, ACTIVITY, UNREAD)
+                               PRACTICE_HOMES, ACTIVITY, UNREAD, PRACTICE_FIGURES)
 _BY_NAME = {region.name: region for region in REGIONS}
 
 

@@ -29,6 +29,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         health,
         inbox,
         inputs,
+        metrics,
         notifications,
         onboarding,
         openapi,
@@ -50,7 +51,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
-                   settings_pages, openapi, audit_views):
+                   settings_pages, openapi, audit_views, metrics):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

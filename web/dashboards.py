@@ -13,6 +13,7 @@ from core.audit import queries as audit_queries
 from core.identity import clients, invitations, login, practice, queries
 from core.identity.models import Account, Role
 from core.identity.queries import PracticeHome
+from core.metrics import read
 from core.onboarding.schemas import LANGUAGES
 from core.tenancy import plans
 from core.tenancy.guard import owned
@@ -65,6 +66,14 @@ def _page_content(db_session: Any, identity_id: Any, tenant_id: Any) -> list[Any
     return wanted
 
 
+def _therapist_content(db_session: Any, identity_id: Any, tenant_id: Any) -> list[Any]:
+    """The therapist's dashboard also shows the practice's rolled-up figures."""
+    wanted = _page_content(db_session, identity_id, tenant_id)
+    if tenant_id is not None:
+        wanted.append(read.practice_figures_entry(db_session, tenant_id))
+    return wanted
+
+
 def _account() -> Account:
     return owned(uow().session, Account, me().account_uuid)
 
@@ -95,18 +104,21 @@ def _join_url(tenant: Tenant | None) -> str | None:
 def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
     home = _home()
     tenant = home.tenant if home else None
+    figures = (read.practice_figures(uow().session, services().regions, tenant.id)
+               if tenant else None)
     return render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=_join_url(tenant),
         join=practice.join_link(tenant) if tenant else None,
         email_verified=me().email_verified, newest=home.newest if home else None,
         invitations=home.invitations if home else [],
         invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
+        figures=figures,
     ), form_status(invite_form)
 
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
-@reads_ahead(_page_content)
+@reads_ahead(_therapist_content)
 def therapist() -> ResponseReturnValue:
     return detour(me()) or _therapist_page(EmailForm())
 

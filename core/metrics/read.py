@@ -7,19 +7,24 @@ practice's points and nothing else (not even the platform's); an admin's sees ev
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.caching import PRACTICE_FIGURES, CachedRegions, CacheKey
+from core.errors import ValidationFailed
+from core.identity.models import Role
 from core.metrics.models import MetricPoint
 from core.metrics.names import ACTIVE_WINDOWS, LEVELS, ONBOARDING_ROLES, PLATFORM, Grain, Metric
 from core.metrics.plan import floor
 from core.metrics.rollup import as_of
 from core.metrics.sql import scope_of
+from core.scoping import within_tenant
 
 PERIODS = (7, 30, 90)  # days a series may cover
 # What a dashboard charts over a period, unless asked for something else.
@@ -32,6 +37,34 @@ PLATFORM_SERIES = (Metric.ACTIVE_PRACTICES, Metric.OUTBOX_BACKLOG, Metric.DEAD_L
 
 class UnknownPeriod(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a caller asked of the figures: a period and, optionally, one practice."""
+
+    days: int = 30
+    tenant_id: uuid.UUID | None = None
+
+    @classmethod
+    def parse(cls, days: str | None, tenant: str | None) -> Query:
+        """From a query string; ValidationFailed (one message per parameter) when malformed."""
+        errors: dict[str, str] = {}
+        period = cls.days
+        if days is not None:
+            if days.strip() not in {str(p) for p in PERIODS}:
+                errors["days"] = f"must be one of {', '.join(map(str, PERIODS))}"
+            else:
+                period = int(days)
+        tenant_id = None
+        if tenant is not None and tenant.strip():
+            try:
+                tenant_id = uuid.UUID(tenant.strip())
+            except ValueError:
+                errors["tenant"] = "must be a practice's id (a UUID)"
+        if errors:
+            raise ValidationFailed(errors)
+        return cls(period, tenant_id)
 
 
 @dataclass(frozen=True)
@@ -195,3 +228,40 @@ def _counts(values: dict[str, float]) -> dict[str, int]:
 def _rate(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
+
+@dataclass(frozen=True)
+class PracticeFigures:
+    """What a therapist's dashboard shows of its own practice, as of the last rollup."""
+
+    as_of: datetime | None
+    clients: int
+    active_clients: int  # signed in within 30 days
+    client_completion_rate: float | None  # of the practice's clients, set-up completed
+
+    @classmethod
+    def of(cls, figures: Figures) -> PracticeFigures:
+        return cls(figures.as_of, figures.people_by_role.get(Role.CLIENT.value, 0),
+                   figures.active_people.get("30d", {}).get(Role.CLIENT.value, 0),
+                   figures.completion_rate_by_role.get(Role.CLIENT.value))
+
+
+def practice_figures(session: Session, regions: CachedRegions,
+                     tenant_id: uuid.UUID) -> PracticeFigures:
+    """`figures` of one practice through the cache (each rollup invalidates every practice's)."""
+    stored = regions.get(*practice_figures_entry(session, tenant_id))
+    return PracticeFigures(datetime.fromisoformat(stored["as_of"]) if stored["as_of"] else None,
+                           stored["clients"], stored["active_clients"],
+                           stored["client_completion_rate"])
+
+
+def practice_figures_entry(session: Session, tenant_id: uuid.UUID
+                           ) -> tuple[CacheKey, Callable[[], dict[str, Any]]]:
+    def from_database() -> dict[str, Any]:
+        # As the practice itself, whatever the session's context at the time: its walls apply.
+        with within_tenant(session, tenant_id):
+            shown = PracticeFigures.of(figures(session, tenant_id=tenant_id))
+        return {"as_of": shown.as_of.isoformat() if shown.as_of else None,
+                "clients": shown.clients, "active_clients": shown.active_clients,
+                "client_completion_rate": shown.client_completion_rate}
+
+    return PRACTICE_FIGURES.key(tenant_id), from_database

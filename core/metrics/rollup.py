@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.caching import PRACTICE_FIGURES, WholeRegion, invalidate_after_commit
 from core.db import insert_ignoring_conflicts
 from core.events.models import EVENTS
 from core.metrics import activity, flows, levels
@@ -79,6 +80,8 @@ def run(uow: UnitOfWork, *, now: datetime | None = None, full: bool = False,
     watermark.as_of, watermark.updated_at = plan.as_of, now
     if plan.full:
         watermark.full_as_of = plan.as_of
+    # Core upserts, which the ORM does not see: every practice's cached figures go at commit.
+    invalidate_after_commit(session, WholeRegion(PRACTICE_FIGURES))
     uow.commit()
     log.info("metrics rolled up to %s (%s): %d hour(s), %d day(s), %d point(s) written",
              plan.as_of.isoformat(), "full" if plan.full else "incremental", len(plan.hours),
