@@ -49,6 +49,24 @@ def _preflight():
 _preflight()
 
 
+def on_starting(server):
+    """/metrics in multiprocess mode: the counters of the last run are not this run's."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    """A dead web worker's live gauges go; its counters still count in the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker):
     """Embedded mode under gunicorn: each web worker drains its own in-process broker."""
     from core.config import Settings

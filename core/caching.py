@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from core.adapters.cache import Cache
 from core.db import Database
+from core.telemetry import CACHE_LOOKUPS
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,8 @@ class Counts:
     def add(self, region: Region, figure: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[region.name][figure] += amount
+        # The same counts for Prometheus (summed over the web processes at scrape time).
+        CACHE_LOOKUPS.labels(region.name, figure).inc(amount)
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:

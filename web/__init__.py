@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         onboarding,
         openapi,
         pages,
+        prometheus,
         security,
     )
     from web import settings as settings_pages
@@ -51,7 +52,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
-                   settings_pages, openapi, audit_views, metrics):
+                   settings_pages, openapi, audit_views, metrics, prometheus):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

@@ -43,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Paths served the same to everyone: no session is looked up for them. Health probes must
 # answer whatever the database and the cache are doing, cookie or not.
-SESSIONLESS_PATHS = ("/static/", "/api/health")
+SESSIONLESS_PATHS = ("/static/", "/api/health", "/metrics")
 
 
 def current() -> SessionView | None:

@@ -29,6 +29,7 @@ from core.adapters.redis_link import RedisUnavailable
 from core.errors import RateLimited
 from core.events.types import EventType
 from core.ratelimits import NEVER_UNLIMITED, Caller, scopes_for
+from core.telemetry import RATE_LIMITED
 from core.tenancy.plans import practice_budget
 from web.audit import record_security
 from web.context import services, settings, uow
@@ -38,7 +39,7 @@ blueprint = Blueprint("limits", __name__)
 
 # The breach counter outlives its window by this much, for the entry written at its end.
 BREACH_COUNT_GRACE_SECONDS = 120
-UNLIMITED_PATHS = ("/static/", "/api/health")
+UNLIMITED_PATHS = ("/static/", "/api/health", "/metrics")
 STATUS_ENDPOINT = "limits.status"
 
 
@@ -128,6 +129,7 @@ def _count_request() -> None:
     g.rate_tally = tally
     if tally is not None and not tally.allowed:
         refusing = max(tally.refusing(), key=lambda w: w.reset_at)
+        RATE_LIMITED.labels(refusing.scope.name).inc()
         _record_breach(refusing)
         wait = max(1, math.ceil(refusing.reset_at - time.time()))
         raise RateLimited(f"You have sent too many requests. Please wait {wait} seconds and try "

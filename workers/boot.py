@@ -6,6 +6,8 @@ declares every actor on it; the `dramatiq` command then consumes that broker.
 
 from __future__ import annotations
 
+import os
+
 import dramatiq
 
 from core.config import Settings
@@ -32,4 +34,11 @@ with exit_on_startup_error("worker"):
         require_rls_bound_role(services.db.engine)
     side = assemble(settings, services)
     side.broker.add_middleware(ExitWithParent())
+    if settings.worker_metrics_port:
+        # Dramatiq's own exposition (messages, errors, retries, durations per actor), one HTTP
+        # server per worker host; it reads its port from the environment at import.
+        os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)  # noqa: SIM112
+        from dramatiq.middleware.prometheus import Prometheus
+
+        side.broker.add_middleware(Prometheus())
     dramatiq.set_broker(side.broker)  # what the `dramatiq` command consumes

@@ -21,6 +21,7 @@ from core import clock
 from core.db import insert_ignoring_conflicts
 from core.events.models import DeadLetter, HandlerRun
 from core.logs import request_id_var
+from core.monitoring.instruments import note_job_success
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,22 @@ class DeadLetters(Middleware):
                   message.message_id, message.actor_name, error)
 
 
+class ScheduledJobSuccess(Middleware):
+    """A scheduled job's actor finished: /metrics shows when, per job."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def after_process_message(self, broker: Any, message: MessageProxy, *,
+                              result: Any = None, exception: BaseException | None = None) -> None:
+        job = message.options.get("scheduled_job")
+        if exception is None and job:
+            try:
+                note_job_success(self.runtime.services.cache, str(job))
+            except Exception as error:  # a metric, never a reason to fail the message
+                log.warning("could not note job %s's success: %s", job, type(error).__name__)
+
+
 class Heartbeat(Middleware):
     """While a worker process runs, it says so every few seconds (see the health check)."""
 
@@ -170,4 +187,4 @@ class ExitWithParent(Middleware):
 
 def platform_middleware(runtime: Runtime) -> list[Middleware]:
     return [RequestIdPropagation(), UnitOfWorkPerMessage(runtime), DeadLetters(runtime),
-            Heartbeat(runtime)]
+            ScheduledJobSuccess(runtime), Heartbeat(runtime)]
