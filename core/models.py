@@ -15,12 +15,14 @@ from core.events.models import DeadLetter, Event, HandlerRun
 from core.identity.models import Account, AuthSession, Identity, Invitation, Token
 from core.mail.models import MailLog
 from core.metrics.models import MetricPoint, MetricRollup
+from core.monitoring.models import HealthIncident, HealthSample
 from core.notifications.models import Notification
 from core.onboarding.models import OnboardingProgress
 from core.tenancy.models import Tenant
 
 __all__ = ["Account", "AuditArchive", "AuditChain", "AuditCheckpoint", "AuditEntry",
            "AuditExport", "AuditRetentionPermit", "AuditSinkCursor", "AuditVerification",
-           "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
+           "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun", "HealthIncident",
+           "HealthSample",
            "Identity", "Invitation", "MailLog", "MetricPoint", "MetricRollup", "Notification",
            "OnboardingProgress", "Tenant", "Token"]

@@ -48,6 +48,8 @@ JOBS: tuple[ScheduledJob, ...] = (
                  "remind people whose onboarding stalled (hourly, in their daytime)"),
     ScheduledJob("metrics-rollup", "rollup_metrics", IntervalTrigger(seconds=300),
                  "roll up what changed since the last run into metric_points"),
+    ScheduledJob("health-sample", "record_health", IntervalTrigger(seconds=60),
+                 "record every health check; open and close incidents (kept 7 days)"),
 )
 
 

@@ -27,6 +27,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         display,
         errors,
         health,
+        health_page,
         inbox,
         inputs,
         metrics,
@@ -52,7 +53,8 @@ def create_app(settings: Settings, *, services: Services, background: Background
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
-                   settings_pages, openapi, audit_views, metrics, prometheus):
+                   settings_pages, openapi, audit_views, metrics, prometheus,
+                   health_page):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

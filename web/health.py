@@ -9,126 +9,28 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from core.audit.sink import lag as sink_lag
-from core.db import rls_bypass_reason
-from core.events.outbox import backlog
-from core.health import FAIL, UNHEALTHY, CheckResult, HealthChecks, Warn
+from core.health import FAIL, UNHEALTHY, CheckResult, HealthChecks
 from core.identity.models import Role
-from core.monitoring import checks
-from core.scoping import crossing_tenants
+from core.monitoring.probes import CRITICAL, READY, Probes
 from web.context import background, services, settings
 from web.security import plain_http_allowed
 
 blueprint = Blueprint("health", __name__, url_prefix="/api/health")
 
-BACKLOG_WARN_SECONDS = 60
-# Without these nothing works: no page, no log-in, or code that does not fit the schema.
-CRITICAL = {"database", "auth", "migrations"}
-READY = ("database", "migrations")
 
-
-def _database() -> str:
-    db = services().db
-    with db.engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1"))
-    bypass = _rls_bypass_reason()
-    if bypass:
-        raise Warn(f"{db.dialect}: {bypass}; row-level security does not apply")
-    return db.dialect
-
-
-def _rls_bypass_reason() -> str | None:
-    """Asked once per process: a connection's role does not change while it runs."""
+def probes() -> Probes:
+    """This request's view of the checks (its settings), sharing the process's memory of
+    whether the database role skips row-level security."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if "rls_bypass" not in app.extensions:
-        app.extensions["rls_bypass"] = rls_bypass_reason(services().db.engine)
-    reason: str | None = app.extensions["rls_bypass"]
-    return reason
-
-
-def _auth() -> str:
-    return checks.auth(services().db.engine, services().cache, settings().secret_key)
-
-
-def _storage() -> str:
-    return checks.storage(services().files)
-
-
-def _scheduler() -> str:
-    return checks.scheduler(services().cache)
-
-
-def _migrations() -> str:
-    return checks.migrations(services().db.engine)
-
-
-def _cache() -> str:
-    cache = services().cache
-    cache.ping()
-    return "redis" if settings().redis_url else "in-process"
-
-
-def _broker() -> str:
-    return background().broker_status()
-
-
-def _workers() -> str:
-    alive = background().alive_workers()
-    if not alive:
-        raise Warn("no worker has reported in the last 15 s; side effects are queued, not run")
-    return f"{len(alive)} worker process(es) alive"
-
-
-def _outbox() -> str:
-    with services().db.session() as session:
-        state = backlog(session)
-    detail = f"{state.undispatched} undispatched, {state.unaudited} unaudited"
-    age = state.oldest_age_seconds
-    if age is not None:
-        detail += f", oldest {age:.0f}s"
-        if age > BACKLOG_WARN_SECONDS:
-            raise Warn(detail)
-    return detail
-
-
-SINK_LAG_WARN_SECONDS = 300
-
-
-def _audit_sink() -> str:
-    """How far the external audit sink is behind (AUDIT_SINK_URL)."""
-    if not settings().audit_sink_url:
-        return "off (no AUDIT_SINK_URL)"
-    with services().db.session() as session, crossing_tenants(session):
-        behind = sink_lag(session)
-    detail = f"{behind.entries} entries behind in {behind.chains} chain(s)"
-    if behind.oldest_age_seconds is not None:
-        detail += f", oldest {behind.oldest_age_seconds:.0f}s"
-        if behind.oldest_age_seconds > SINK_LAG_WARN_SECONDS:
-            raise Warn(detail)
-    return detail
-
-
-CHECKS: tuple[tuple[str, Callable[[], str]], ...] = (
-    ("database", _database), ("auth", _auth), ("storage", _storage), ("cache", _cache),
-    ("broker", _broker), ("workers", _workers), ("scheduler", _scheduler), ("outbox", _outbox),
-    ("migrations", _migrations), ("audit_sink", _audit_sink),
-)
+    shared: list[str | None] = app.extensions.setdefault("rls_bypass", [])
+    return Probes(settings(), services(), background().broker_status,
+                  background().alive_workers, shared)
 
 
 def _checks(names: tuple[str, ...] | None = None) -> dict[str, Callable[[], str]]:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-    def in_app(check: Callable[[], str]) -> Callable[[], str]:
-        def run() -> str:
-            with app.app_context():
-                return check()
-
-        return run
-
-    return {name: in_app(fn) for name, fn in CHECKS if names is None or name in names}
+    return probes().table(names)
 
 
 def _health_checks() -> HealthChecks:
@@ -139,7 +41,7 @@ def _health_checks() -> HealthChecks:
 
 def run_checks(names: tuple[str, ...] | None = None) -> tuple[str, dict[str, CheckResult]]:
     """Every check (or those named), side by side, within HEALTH_TIMEOUT_MS."""
-    critical = CRITICAL if names is None else set(names)
+    critical = set(CRITICAL) if names is None else set(names)
     return _health_checks().run(_checks(names), critical=critical,
                                 timeout=settings().health_timeout_seconds)
 

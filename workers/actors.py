@@ -25,10 +25,15 @@ from core.audit.security import with_final_count
 from core.effects import HANDLERS
 from core.events import outbox
 from core.events.outbox import EventPublisher
+from core.health import HealthChecks
 from core.metrics import rollup as metrics_rollup
+from core.monitoring import history as health_history
+from core.monitoring.probes import CRITICAL, Probes
 from core.onboarding import reminders as onboarding_reminders
 from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, WEBHOOK_RETRY, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
+from workers.broker import ping_broker, queue_depths
+from workers.middleware import HEARTBEAT_GROUP
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,7 @@ class Actors:
     deliver_audit_to_sink: ActorFn
     apply_audit_retention: ActorFn
     rollup_metrics: ActorFn
+    record_health: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
@@ -57,7 +63,7 @@ class Actors:
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
             self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention,
-            self.rollup_metrics)}}
+            self.rollup_metrics, self.record_health)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -131,6 +137,18 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         leaves the watermark where it was and the next tick does its work: no retries."""
         metrics_rollup.run(runtime.current_uow())
 
+    health_checks = HealthChecks()
+
+    def record_health() -> None:
+        """Scheduled every minute: run every health check from here, keep the results, open or
+        close incidents (their alerts ride the pipeline). Missed minutes stay gaps: no retries."""
+        probes = Probes(runtime.settings, runtime.services,
+                        broker_status=lambda: broker_status(broker),
+                        alive_workers=lambda: runtime.services.cache.alive(HEARTBEAT_GROUP))
+        _status, results = health_checks.run(probes.table(), critical=set(CRITICAL),
+                                             timeout=runtime.settings.health_timeout_seconds)
+        health_history.record(runtime.current_uow(), results)
+
     actors = Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
@@ -150,8 +168,17 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                                        max_retries=3, time_limit=120 * MINUTE_MS),
         rollup_metrics=_declare(broker, rollup_metrics, "maintenance", max_retries=0,
                                 time_limit=10 * MINUTE_MS),
+        record_health=_declare(broker, record_health, "maintenance", max_retries=0,
+                               time_limit=MINUTE_MS),
     )
     return actors
+
+
+def broker_status(broker: Broker) -> str:
+    """Raise if the broker cannot be reached; a short description for /api/health."""
+    kind = ping_broker(broker)
+    depths = queue_depths(broker)
+    return f"{kind}, {sum(depths.values())} message(s) waiting" if depths else kind
 
 
 def _declare(broker: Broker, fn: Callable[..., None], queue: str, **options: Any) -> ActorFn:

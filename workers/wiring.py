@@ -15,8 +15,8 @@ from dramatiq.brokers.stub import StubBroker
 from core.audit.security import as_outbox_event
 from core.config import Settings
 from core.services import Services
-from workers.actors import Actors, declare_actors
-from workers.broker import build_broker, ping_broker, queue_depths
+from workers.actors import Actors, broker_status, declare_actors
+from workers.broker import build_broker
 from workers.dispatch import Dispatcher
 from workers.middleware import HEARTBEAT_GROUP, platform_middleware
 from workers.publisher import BrokerPublisher
@@ -60,9 +60,7 @@ class WorkerSide:
 
     def broker_status(self) -> str:
         """Raise if the broker cannot be reached; a short description for /api/health."""
-        kind = ping_broker(self.broker)
-        depths = queue_depths(self.broker)
-        return f"{kind}, {sum(depths.values())} message(s) waiting" if depths else kind
+        return broker_status(self.broker)
 
     def alive_workers(self) -> list[str]:
         return self.services.cache.alive(HEARTBEAT_GROUP)

@@ -13,6 +13,7 @@ from core.config import Settings
 from core.effects import onboarding
 from core.identity import mails
 from core.mail.test_email import send_test_email
+from core.monitoring.alerts import email_admins_of_health, notify_admins_of_health
 from core.notifications.handlers import (
     notify_inviter_of_renewal_request,
     notify_therapists_of_new_client,
@@ -40,6 +41,8 @@ HANDLERS: tuple[Handler, ...] = (
     deliver_webhook,
     alert_admins_of_audit_failure,
     write_audit_export,
+    notify_admins_of_health,
+    email_admins_of_health,
 )
 
 _BY_NAME = {h.name: h for h in HANDLERS}

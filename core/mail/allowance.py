@@ -41,6 +41,7 @@ BY_KIND: dict[str, Allowance] = {
     # The reminder job itself sends at most one a day and three in all.
     "onboarding_reminder": Allowance(3, DAY),
     "test_email": Allowance(10, HOUR),
+    "health_incident": Allowance(24, DAY),  # an admin hears of every outage, not of a flood
 }
 DEFAULT = Allowance(5, DAY)
 # Every kind together.
@@ -79,3 +80,9 @@ def record(session: Session, address: str, kind: str, event_id: uuid.UUID | None
            status: str) -> None:
     session.add(MailLog(id=uuid.uuid4(), recipient_hash=recipient_hash(address), kind=kind,
                         event_id=event_id, status=status, created_at=clock.now()))
+
+
+def recipients_of(session: Session, event_id: uuid.UUID, kind: str) -> set[str]:
+    """The recipient hashes a `kind` e-mail for this event already went to."""
+    return set(session.execute(sa.select(MailLog.recipient_hash).where(
+        MailLog.event_id == event_id, MailLog.kind == kind, MailLog.status == "sent")).scalars())
