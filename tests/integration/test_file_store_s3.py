@@ -6,13 +6,15 @@ from __future__ import annotations
 import pytest
 
 from core.adapters.files import LocalFileStore, S3FileStore, build_file_store
-from tests.conftest import free_port
+from tests.conftest import DETAILS, free_port, make_settings
+from tests.support.apps import make_app
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3_server(monkeypatch):
+    """moto's server with the bucket `audit-exports`; (server, endpoint). A test may stop it."""
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
     port = free_port()
@@ -23,8 +25,20 @@ def s3(monkeypatch):
                         ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", endpoint)):
         monkeypatch.setenv(name, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="audit-exports")
-    yield endpoint
-    server.stop()
+    running = [True]
+
+    def stop() -> None:
+        if running.pop() if running else False:
+            server.stop()
+
+    yield stop, endpoint
+    stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    _stop, endpoint = s3_server
+    return endpoint
 
 
 def test_storage_url_chooses_the_store(tmp_path, s3):
@@ -48,3 +62,27 @@ def test_a_file_appears_whole_or_not_at_all(tmp_path, s3):
     assert not store.exists("audit-exports/two.jsonl")
     with pytest.raises(FileNotFoundError):
         list(store.read("audit-exports/two.jsonl"))
+
+
+def test_health_probes_the_s3_store_and_fails_when_it_stops(db, database_url, instance_dir,
+                                                            s3_server):
+    import boto3
+
+    stop, endpoint = s3_server
+    app = make_app(make_settings(database_url, instance_dir,
+                                 storage_url="s3://audit-exports/platform"), db)
+    client = app.test_client()
+    response = client.get("/api/health", headers=DETAILS)
+    storage = response.get_json()["checks"]["storage"]
+    assert storage == {**storage, "status": "pass", "detail": "s3://audit-exports/platform"}
+    # The probe (health/probe) was written, read back and deleted (moto keeps the other tests'
+    # objects: its state is per process, not per server).
+    listed = boto3.client("s3", endpoint_url=endpoint).list_objects_v2(Bucket="audit-exports")
+    assert "platform/health/probe" not in [o["Key"] for o in listed.get("Contents", [])]
+    stop()
+    response = client.get("/api/health", headers=DETAILS)
+    body = response.get_json()
+    assert body["checks"]["storage"]["status"] == "fail"
+    # Exports cannot land, but pages and log-ins work: degraded, not down.
+    assert response.status_code == 200 and body["status"] == "degraded"
+    assert body["checks"]["database"]["status"] == "pass"
