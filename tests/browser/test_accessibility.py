@@ -124,7 +124,8 @@ def _pages(world: World, letter: str) -> dict[str, list[str]]:
             f"/therapist/clients/{world.client_id}/remove", "/inbox", "/settings",
             "/account/sessions", "/account/password", "/join/no-such-practice"],
         "client@harbour.example": ["/client", "/inbox", "/settings", "/account/sessions"],
-        ADMIN: ["/admin", f"/admin/practices/{world.tenant_id}", "/inbox", "/settings"],
+        ADMIN: ["/admin", f"/admin/practices/{world.tenant_id}", "/admin/metrics",
+                "/admin/metrics?days=90", "/admin/health", "/inbox", "/settings"],
         NEWCOMER: ["/onboarding/started", "/onboarding/personal-info",
                    "/onboarding/professional-info", "/onboarding/terms", "/therapist"],
     }
