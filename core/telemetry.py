@@ -4,7 +4,14 @@ web tier (core.monitoring.instruments) and on WORKER_METRICS_PORT by the workers
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import Counter, Histogram
+
+# Multiprocess mode writes each process's values into this folder from the first count on: a
+# process that shares the web's environment (a worker, the scheduler) must not fail for want of it.
+if folder := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(folder, exist_ok=True)
 
 REQUEST_SECONDS = Histogram(
     "platform_http_request_duration_seconds", "Web requests by endpoint and status",

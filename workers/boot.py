@@ -8,6 +8,15 @@ from __future__ import annotations
 
 import os
 
+from dramatiq.middleware.prometheus import DB_PATH
+
+# WORKER_METRICS_PORT: Dramatiq's exposition server (a process of its own) reads every worker
+# process's values from DB_PATH, so they must be written there (prometheus_client's multiprocess
+# mode) from the first metric on, before anything imports prometheus_client.
+if os.environ.get("WORKER_METRICS_PORT") and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(DB_PATH, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
+
 import dramatiq
 
 from core.config import Settings
@@ -35,10 +44,9 @@ with exit_on_startup_error("worker"):
     side = assemble(settings, services)
     side.broker.add_middleware(ExitWithParent())
     if settings.worker_metrics_port:
-        # Dramatiq's own exposition (messages, errors, retries, durations per actor), one HTTP
-        # server per worker host; it reads its port from the environment at import.
-        os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)  # noqa: SIM112
-        from dramatiq.middleware.prometheus import Prometheus
+        # Dramatiq's own exposition (messages, errors, retries, durations per actor): one HTTP
+        # server per worker host, on WORKER_METRICS_PORT.
+        from workers.prometheus import WorkerPrometheus
 
-        side.broker.add_middleware(Prometheus())
+        side.broker.add_middleware(WorkerPrometheus())
     dramatiq.set_broker(side.broker)  # what the `dramatiq` command consumes
