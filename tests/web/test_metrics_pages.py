@@ -87,6 +87,12 @@ def test_bad_parameters_are_a_clear_422(app, platform, query, field) -> None:
     assert error["code"] == "invalid" and field in error["fields"] and error["message"]
 
 
+def test_a_bad_period_on_the_page_is_a_clear_422(app, platform) -> None:
+    response = _as(app, ADMIN_EMAIL).get("/admin/metrics?days=8")
+    assert response.status_code == 422
+    assert "must be one of 7, 30, 90" in response.get_data(as_text=True)
+
+
 def test_an_unknown_practice_is_a_404(app, platform) -> None:
     response = _as(app, ADMIN_EMAIL).get(
         "/api/metrics?tenant=00000000-0000-4000-8000-000000000000")
