@@ -17,10 +17,19 @@ from core.mail.models import MailLog
 from core.metrics.models import MetricPoint, MetricRollup
 from core.notifications.models import Notification
 from core.onboarding.models import OnboardingProgress
+from core.privacy.models import (
+    AuditPseudonymisePermit,
+    LegalHold,
+    PrivacyRequest,
+    PrivacyRequestPractice,
+    RestrictedRecord,
+)
 from core.tenancy.models import Tenant
 
 __all__ = ["Account", "AuditArchive", "AuditChain", "AuditCheckpoint", "AuditEntry",
-           "AuditExport", "AuditRetentionPermit", "AuditSinkCursor", "AuditVerification",
+           "AuditExport", "AuditPseudonymisePermit", "AuditRetentionPermit", "AuditSinkCursor",
+           "AuditVerification",
            "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
-           "Identity", "Invitation", "MailLog", "MetricPoint", "MetricRollup", "Notification",
-           "OnboardingProgress", "Tenant", "Token"]
+           "Identity", "Invitation", "LegalHold", "MailLog", "MetricPoint", "MetricRollup",
+           "Notification", "OnboardingProgress", "PrivacyRequest", "PrivacyRequestPractice",
+           "RestrictedRecord", "Tenant", "Token"]

@@ -48,6 +48,9 @@ JOBS: tuple[ScheduledJob, ...] = (
                  "remind people whose onboarding stalled (hourly, in their daytime)"),
     ScheduledJob("metrics-rollup", "rollup_metrics", IntervalTrigger(seconds=300),
                  "roll up what changed since the last run into metric_points"),
+    ScheduledJob("privacy", "run_privacy_jobs", CronTrigger(minute=20, timezone="UTC"),
+                 "erasure reminders, due erasures, and restricted records whose hold or "
+                 "retention ended (hourly)"),
 )
 
 

@@ -29,6 +29,7 @@ from core.metrics import rollup as metrics_rollup
 from core.onboarding import reminders as onboarding_reminders
 from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, WEBHOOK_RETRY, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
+from core.privacy import erasure as privacy_erasure
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Actors:
     deliver_audit_to_sink: ActorFn
     apply_audit_retention: ActorFn
     rollup_metrics: ActorFn
+    run_privacy_jobs: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
@@ -57,7 +59,7 @@ class Actors:
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
             self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention,
-            self.rollup_metrics)}}
+            self.rollup_metrics, self.run_privacy_jobs)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -131,6 +133,12 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         leaves the watermark where it was and the next tick does its work: no retries."""
         metrics_rollup.run(runtime.current_uow())
 
+    def run_privacy_jobs() -> None:
+        """Scheduled hourly: erasure reminders, erasures past their cooling-off period, and
+        restricted records whose retention or hold has ended. Each erasure commits on its own;
+        a failed run is taken up by the next."""
+        privacy_erasure.run_due(runtime.current_uow(), runtime.services)
+
     actors = Actors(
         handlers=handlers,
         write_audit=_declare(broker, write_audit, "audit", time_limit=5 * MINUTE_MS, **internal),
@@ -150,6 +158,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                                        max_retries=3, time_limit=120 * MINUTE_MS),
         rollup_metrics=_declare(broker, rollup_metrics, "maintenance", max_retries=0,
                                 time_limit=10 * MINUTE_MS),
+        run_privacy_jobs=_declare(broker, run_privacy_jobs, "maintenance", max_retries=0,
+                                  time_limit=30 * MINUTE_MS),
     )
     return actors
 

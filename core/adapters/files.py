@@ -32,6 +32,10 @@ class FileStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove `key`; nothing happens if there is none (an erasure may run twice)."""
+        ...
+
     def describe(self) -> str: ...
 
 
@@ -73,6 +77,9 @@ class LocalFileStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def describe(self) -> str:
         return f"folder {self.root}"
 
@@ -102,6 +109,10 @@ class MemoryFileStore:
 
     def exists(self, key: str) -> bool:
         return _safe_key(key) in self.files
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.files.pop(_safe_key(key), None)
 
     def describe(self) -> str:
         return "memory"
@@ -142,6 +153,9 @@ class S3FileStore:
         except Exception:
             return False
         return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"

@@ -18,6 +18,8 @@ from core.notifications.handlers import (
     notify_therapists_of_new_client,
 )
 from core.pipeline.handlers import Handler
+from core.privacy import erasure as privacy_erasure
+from core.privacy import export as privacy_export
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (
@@ -40,6 +42,10 @@ HANDLERS: tuple[Handler, ...] = (
     deliver_webhook,
     alert_admins_of_audit_failure,
     write_audit_export,
+    privacy_export.build_personal_export,
+    privacy_export.send_personal_export_email,
+    privacy_erasure.send_erasure_scheduled_email,
+    privacy_erasure.send_erasure_reminder_email,
 )
 
 _BY_NAME = {h.name: h for h in HANDLERS}
