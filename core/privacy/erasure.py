@@ -207,6 +207,7 @@ def erase(uow: UnitOfWork, services: Services, request_id: uuid.UUID) -> int:
         _delete_files(session, services, person)
         entries = audit.pseudonymise(session, person, pseudonym)
         _scrub_outbox(session, person, pseudonym, needles)
+        _scrub_mentions(session, person, needles)
         session.execute(sa.update(MailLog).where(
             MailLog.recipient_hash == recipient_hash(person.email)).values(
             recipient_hash=recipient_hash(f"erased:{pseudonym}")))
@@ -280,6 +281,21 @@ def _scrub_outbox(session: Session, person: Person, pseudonym: uuid.UUID,
     if event_ids:
         session.execute(sa.update(HandlerRun).where(HandlerRun.event_id.in_(event_ids))
                         .values(last_error=None))
+
+
+def _scrub_mentions(session: Session, person: Person, needles: set[str]) -> None:
+    """Other people's inboxes name them ("New client: <name>"): those lines lose the name."""
+    if not needles:
+        return
+    mentions = session.execute(sa.select(Notification).where(
+        Notification.account_id.not_in(person.account_ids),
+        sa.or_(*(column.contains(needle) for needle in needles
+                 for column in (Notification.title, Notification.body))))).scalars().all()
+    for notification in mentions:
+        notification.title = scrubbed(notification.title, needles)
+        notification.body = scrubbed(notification.body, needles)
+        invalidate_after_commit(session, UNREAD.key(notification.account_id))
+    session.flush()
 
 
 def _forget_cached(session: Session, person: Person) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,13 +21,16 @@ from core.audit.models import AuditEntry
 from core.events import outbox
 from core.identity import invitations, signup
 from core.identity.directory import account_for, identity_by_email
-from core.identity.models import Role
+from core.identity.models import Account, Identity, Role
+from core.mail.allowance import recipient_hash
+from core.mail.models import MailLog
 from core.privacy import people
 from core.privacy.models import PrivacyRequest
 from core.privacy.registry import REGISTRY
 from core.scoping import TenantContext, system_session
 from core.tenancy.models import Tenant
 from core.uow import UnitOfWork
+from tests.conftest import TEST_DATABASE_URL
 from tests.support.apps import make_app
 from tests.support.factories import finish_onboarding, practice
 from tests.support.flows import PASSWORD, login, post_form
@@ -185,3 +190,156 @@ def test_a_person_in_two_practices_gets_everything_about_them_once(platform) -> 
         kinds = set(session.execute(sa.select(AuditEntry.type).where(AuditEntry.type.in_(
             ["DATA_EXPORT_REQUESTED", "DATA_EXPORTED", "DATA_EXPORT_DOWNLOADED"]))).scalars())
     assert kinds == {"DATA_EXPORT_REQUESTED", "DATA_EXPORTED", "DATA_EXPORT_DOWNLOADED"}
+
+
+def _run_privacy_jobs(platform: Platform) -> None:
+    worker_side_of(platform.app).enqueue("run_privacy_jobs")
+    platform.settle()
+
+
+def _database_dump(db) -> str:
+    """Every row of every table, as text: pg_dump on PostgreSQL, iterdump on SQLite."""
+    if db.dialect == "postgresql":
+        url = sa.engine.make_url(TEST_DATABASE_URL).set(database=db.engine.url.database)
+        url = url.set(drivername="postgresql")
+        return subprocess.run(
+            ["pg_dump", "--data-only", "--no-owner", url.render_as_string(hide_password=False)],
+            check=True, capture_output=True, text=True).stdout
+    with db.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        return "\n".join(raw.iterdump())
+
+
+def _cache_entries(platform: Platform) -> str:
+    """Every entry of the cache's regions, key and value (rate-limit counters are not cache
+    entries: see `_rate_limit_keys`)."""
+    cache = platform.app.extensions["services"].cache
+    client = getattr(cache, "client", None)
+    if client is None:  # the in-process cache
+        return repr(getattr(cache, "_values", {}))
+    read = {b"string": client.get, b"hash": client.hgetall, b"set": client.smembers,
+            b"list": lambda key: client.lrange(key, 0, -1),
+            b"zset": lambda key: client.zrange(key, 0, -1)}
+    return "\n".join(f"{key!r} {read[client.type(key)](key)!r}"
+                     for key in client.scan_iter(match=f"{cache.prefix}*", count=1000))
+
+
+def _rate_limit_keys(platform: Platform) -> dict[str, int]:
+    """Rate-limit counters (keyed by IP for anonymous requests) and their time to live."""
+    client = getattr(platform.app.extensions["services"].cache, "client", None)
+    if client is None:
+        return {}
+    return {key.decode(): client.ttl(key) for key in client.scan_iter(
+        match="platform-limits:*", count=1000)}
+
+
+def _files(root: Path) -> str:
+    """Every file in the file store, ZIPs unpacked."""
+    texts = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        texts.append(data.decode("utf-8", "replace"))
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                texts.extend(archive.read(name).decode("utf-8", "replace")
+                             for name in archive.namelist())
+    return "\n".join(texts)
+
+
+@pytest.fixture
+def erasing_platform(settings, db, smtp_server, request, tmp_path):
+    """As `platform`, with a file store of the test's own (to search it whole)."""
+    redis_url = request.getfixturevalue("redis_url") if _has_redis() else None
+    configured = settings.with_overrides(smtp_url=smtp_server.url, redis_url=redis_url,
+                                         storage_url=f"file://{tmp_path / 'files'}")
+    app = make_app(configured, db)
+    worker = EmbeddedWorker(app)
+    yield Platform(app=app, smtp=smtp_server, worker=worker, db=db), tmp_path / "files"
+    worker.stop()
+
+
+def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit_log(
+        erasing_platform, monkeypatch) -> None:
+    platform, files = erasing_platform
+    _, _, email, _, browser = _person(platform)
+    db = platform.db
+    # Their data also passes through the cache and into the file store.
+    for path in ("/settings", "/dashboard", "/api/notifications", "/account/sessions"):
+        browser.get(path)
+    assert post_form(browser, "/settings/privacy/export", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    platform.settle()
+    assert email in _files(files) and email in _cache_entries(platform)
+    with system_session(db) as session:
+        identity_id = identity_by_email(session, email).id
+        accounts = set(session.execute(sa.select(Account.id).where(
+            Account.identity_id == identity_id)).scalars())
+        names = set(session.execute(sa.select(Account.display_name).where(
+            Account.identity_id == identity_id)).scalars())
+        mails = session.execute(sa.select(sa.func.count()).select_from(MailLog).where(
+            MailLog.recipient_hash == recipient_hash(email))).scalar_one()
+    assert mails > 0 and CLIENT_NAME in names
+
+    assert post_form(browser, "/settings/privacy/erasure", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    assert "Your erasure is scheduled for" in browser.get("/settings").get_data(as_text=True)
+    scheduled = platform.last_mail_to(email)
+    assert scheduled["Subject"].startswith("Your data will be erased on")
+
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=6, hours=1))
+    _run_privacy_jobs(platform)
+    reminder = platform.last_mail_to(email)
+    assert reminder["Subject"].startswith("Reminder: your data will be erased on")
+    assert platform.count(Identity, Identity.id == identity_id) == 1  # not yet
+
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=7, minutes=1))
+    _run_privacy_jobs(platform)
+    _audit_all(db)
+
+    needles = {email, FULL_NAME, PHONE, IP, *names}
+    dump, cached, stored = _database_dump(db), _cache_entries(platform), _files(files)
+    for needle in needles:
+        assert needle not in dump, f"{needle!r} is still in the database"
+        assert needle not in cached, f"{needle!r} is still in the cache"
+        assert needle not in stored, f"{needle!r} is still in the file store"
+    # Rate-limit counters keyed by their address are no cache: they end with their minute.
+    assert all(0 < ttl <= 60 for key, ttl in _rate_limit_keys(platform).items() if IP in key)
+
+    with system_session(db) as session:
+        [request] = session.execute(sa.select(PrivacyRequest).where(
+            PrivacyRequest.kind == "erasure")).scalars().all()
+        pseudonym = request.pseudonym
+        assert request.status == "completed" and pseudonym is not None
+        # The e-mail log keeps what proves delivery, under the pseudonym.
+        assert session.execute(sa.select(sa.func.count()).select_from(MailLog).where(
+            MailLog.recipient_hash == recipient_hash(f"erased:{pseudonym}"))).scalar_one() \
+            >= mails
+        theirs = session.execute(sa.select(AuditEntry).where(
+            AuditEntry.actor_account_id == pseudonym)).scalars().all()
+        assert theirs, "their audit entries are kept"
+        assert {e.ip for e in theirs} <= {"203.0.113.0", None}
+        assert "203.0.113.0" in {e.ip for e in theirs}
+        assert {e.personal_salt for e in theirs} == {None}
+        assert session.execute(sa.select(sa.func.count()).select_from(AuditEntry).where(
+            AuditEntry.actor_account_id.in_(accounts))).scalar_one() == 0
+        steps = set(session.execute(sa.select(AuditEntry.type).where(AuditEntry.type.in_(
+            ["ERASURE_REQUESTED", "ERASURE_COMPLETED"]))).scalars())
+    assert steps == {"ERASURE_REQUESTED", "ERASURE_COMPLETED"}
+    verified = platform.app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+
+    # Closed: the open session is gone and the login is refused. (Searched for before: these
+    # visits are new, anonymous entries of their own.)
+    gone = browser.get("/settings")
+    assert gone.status_code == 302 and "/login" in gone.headers["Location"]
+    assert login(platform.client(), email).status_code != 302
+
+    # The address is free: whoever signs up with it is someone new.
+    with UnitOfWork(db) as uow:
+        signup.signup_therapist(uow, practice_name="Fresh Start", display_name="Someone",
+                                email=email, password=PASSWORD)
+        uow.commit()
+        assert identity_by_email(uow.session, email).id != identity_id
