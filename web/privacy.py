@@ -119,7 +119,7 @@ def admin_requests() -> str:
     session = uow().session
     return render_template("privacy/requests.html", area="admin",
                            rows=queries.requests(session),
-                           restricted=queries.restricted_records(session), now=clock.now(),
+                           restricted=queries.restricted_records(session),
                            form=ActionForm())
 
 
@@ -146,7 +146,7 @@ def practice_requests() -> str:
     return render_template("privacy/requests.html", area="therapist",
                            rows=queries.requests(session, tenant_id=tenant_id),
                            holds=holds.holds_of_practice(session, tenant_id),
-                           retention=holds.retention_months(tenant), now=clock.now(),
+                           retention=holds.retention_months(tenant),
                            form=ActionForm())
 
 

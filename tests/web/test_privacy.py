@@ -25,7 +25,7 @@ from core.identity.models import Account, Identity, Role
 from core.mail.allowance import recipient_hash
 from core.mail.models import MailLog
 from core.privacy import people
-from core.privacy.models import PrivacyRequest
+from core.privacy.models import PrivacyRequest, RestrictedRecord
 from core.privacy.registry import REGISTRY
 from core.scoping import TenantContext, system_session
 from core.tenancy.models import Tenant
@@ -343,3 +343,87 @@ def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit
                                 email=email, password=PASSWORD)
         uow.commit()
         assert identity_by_email(uow.session, email).id != identity_id
+
+
+def test_a_client_under_a_legal_hold_is_restricted_then_erased_when_the_hold_ends(
+        platform, monkeypatch) -> None:
+    db = platform.db
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        signup.create_admin(uow, "auditor@platform.example", PASSWORD)
+        uow.commit()
+    owner = platform.client()
+    assert login(owner, harbour.therapist_email).status_code == 302
+    until = (clock.now() + timedelta(days=30)).date()
+    placed = post_form(owner, "/therapist/privacy/holds", {
+        "account_id": str(harbour.client.id), "reason": "Complaint to the regulator pending",
+        "until": until.isoformat()}, page="/therapist/privacy")
+    assert placed.status_code == 302
+    assert "The legal hold is in place" in owner.get("/therapist/privacy").get_data(
+        as_text=True)
+
+    person = platform.client()
+    assert login(person, harbour.client_email).status_code == 302
+    told = person.get("/settings").get_data(as_text=True)
+    assert "Harbour Counselling keeps your client record" in told
+    assert f"until {until:%d %B %Y}" in told
+    assert post_form(person, "/settings/privacy/erasure", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    platform.settle()
+    assert "Harbour Counselling keeps your client record" in platform.last_mail_to(
+        harbour.client_email).get_body(("plain",)).get_content()
+
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=7, minutes=1))
+    _run_privacy_jobs(platform)
+    _audit_all(db)
+    with system_session(db) as session:
+        [request] = session.execute(sa.select(PrivacyRequest).where(
+            PrivacyRequest.kind == "erasure")).scalars().all()
+        [record] = session.execute(sa.select(RestrictedRecord)).scalars().all()
+        assert request.status == "restricted" and request.kept_until is not None
+        assert request.kept_until.date() == until
+        assert harbour.client_email in json.dumps(record.data)
+        assert identity_by_email(session, harbour.client_email) is None  # closed
+        assert session.get(Account, harbour.client.id) is None
+        assert session.execute(sa.select(AuditEntry.type).where(
+            AuditEntry.type == "DATA_RESTRICTED")).scalars().all() == ["DATA_RESTRICTED"]
+    assert login(platform.client(), harbour.client_email).status_code != 302
+
+    # Restricted: the practice sees the request, not the data; an admin reads it with a reason.
+    assert login(owner, harbour.therapist_email).status_code == 302  # a week later
+    requests_page = owner.get("/therapist/privacy").get_data(as_text=True)
+    assert "Restricted" in requests_page and harbour.client_email not in requests_page
+    assert owner.get(f"/admin/privacy/restricted/{record.id}").status_code == 404
+    admin = platform.client()
+    assert login(admin, "auditor@platform.example").status_code == 302
+    listed = admin.get("/admin/privacy").get_data(as_text=True)
+    assert "Erasure" in listed and "Restricted" in listed and str(record.id) in listed
+    path = f"/admin/privacy/restricted/{record.id}"
+    no_reason = post_form(admin, path, {"reason": "x"}, page=path)
+    assert harbour.client_email not in no_reason.get_data(as_text=True)
+    read = post_form(admin, path, {"reason": "Regulator asked for the client file, case 42"},
+                     page=path)
+    assert read.status_code == 200 and harbour.client_email in read.get_data(as_text=True)
+    platform.settle()
+    _audit_all(db)
+    with system_session(db) as session:
+        [viewed] = session.execute(sa.select(AuditEntry).where(
+            AuditEntry.type == "RESTRICTED_DATA_VIEWED")).scalars().all()
+        assert viewed.details["reason"] == "Regulator asked for the client file, case 42"
+
+    # While the hold lasts, the job keeps it; once it has ended, the job finishes the erasure.
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=29))
+    _run_privacy_jobs(platform)
+    assert platform.count(RestrictedRecord) == 1
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=31))
+    _run_privacy_jobs(platform)
+    _audit_all(db)
+    assert platform.count(RestrictedRecord) == 0
+    with system_session(db) as session:
+        assert session.get(PrivacyRequest, request.id).status == "completed"
+        assert "ERASURE_COMPLETED" in set(session.execute(sa.select(AuditEntry.type)).scalars())
+    dump = _database_dump(db)
+    assert harbour.client_email not in dump and "Client of Harbour Counselling" not in dump
+    verified = platform.app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
