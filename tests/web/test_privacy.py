@@ -427,3 +427,93 @@ def test_a_client_under_a_legal_hold_is_restricted_then_erased_when_the_hold_end
     assert harbour.client_email not in dump and "Client of Harbour Counselling" not in dump
     verified = platform.app.test_cli_runner().invoke(args=["audit", "verify"])
     assert verified.exit_code == 0, verified.output
+
+
+def test_an_erasure_can_be_cancelled_during_its_cooling_off_and_then_nothing_is_erased(
+        platform, monkeypatch) -> None:
+    db = platform.db
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    person = platform.client()
+    assert login(person, harbour.client_email).status_code == 302
+    assert post_form(person, "/settings/privacy/erasure", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    again = post_form(person, "/settings/privacy/erasure", {"password": PASSWORD},
+                      page="/settings")
+    assert again.status_code == 302
+    assert "Your erasure is scheduled already" in person.get("/settings").get_data(
+        as_text=True)
+    assert post_form(person, "/settings/privacy/erasure/cancel", {},
+                     page="/settings").status_code == 302
+    page = person.get("/settings").get_data(as_text=True)
+    assert "Your erasure is cancelled; nothing was erased." in page
+    assert "Erase my login and my data" in page
+    assert post_form(person, "/settings/privacy/erasure/cancel", {},
+                     page="/settings").status_code == 302
+    assert "No erasure is scheduled." in person.get("/settings").get_data(as_text=True)
+
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=8))
+    _run_privacy_jobs(platform)
+    _audit_all(db)
+    assert platform.count(Identity, Identity.email == harbour.client_email) == 1
+    with system_session(db) as session:
+        [request] = session.execute(sa.select(PrivacyRequest)).scalars().all()
+        assert request.status == "cancelled"
+        steps = sorted(session.execute(sa.select(AuditEntry.type).where(AuditEntry.type.in_(
+            ["ERASURE_REQUESTED", "ERASURE_CANCELLED", "ERASURE_COMPLETED"]))).scalars())
+    assert steps == ["ERASURE_CANCELLED", "ERASURE_REQUESTED"]
+
+
+def test_practice_settings_refuse_bad_input_with_a_clear_message(platform) -> None:
+    harbour = practice(platform.db, "Harbour Counselling", slug_hint="harbour")
+    owner = platform.client()
+    assert login(owner, harbour.therapist_email).status_code == 302
+    for path, data, message in (
+            ("/therapist/privacy/retention", {"months": "forever"},
+             "Enter a whole number of months."),
+            ("/therapist/privacy/retention", {"months": "-3"}, "Between 0 and 600 months."),
+            ("/therapist/privacy/holds", {"account_id": "nope", "reason": "Because"},
+             "There is nothing at this address."),
+            ("/therapist/privacy/holds", {"account_id": str(harbour.client.id),
+                                          "reason": "Court order", "until": "31/12/2030"},
+             "Enter a date as YYYY-MM-DD, or none."),
+            ("/therapist/privacy/holds", {"account_id": str(harbour.client.id),
+                                          "reason": ""}, "Say why the records must be kept.")):
+        answer = post_form(owner, path, data, page="/therapist/privacy")
+        assert answer.status_code == 302, (path, data)
+        assert message in owner.get("/therapist/privacy").get_data(as_text=True), message
+    assert post_form(owner, "/therapist/privacy/retention", {"months": "120"},
+                     page="/therapist/privacy").status_code == 302
+    client = platform.client()
+    assert login(client, harbour.client_email).status_code == 302
+    assert "because of its record-retention period of 120 months" in client.get(
+        "/settings").get_data(as_text=True)
+    # A client's pages for practices and admins are not theirs to see.
+    for path in ("/therapist/privacy", "/admin/privacy"):
+        assert client.get(path).status_code == 404
+
+
+def test_the_audit_log_accepts_only_pseudonymisation(db) -> None:
+    """Outside the controlled path every UPDATE is refused; on it, only personal columns may
+    change, and only with the salt removed."""
+    from tests.support.audit import write_entries
+
+    write_entries(db, 2, origin=None)
+    refusals = [
+        "UPDATE audit_entries SET user_agent = NULL",
+        "UPDATE audit_entries SET type = 'USER_LOGIN', personal_salt = NULL",
+        "UPDATE audit_entries SET user_agent = 'x'",  # the salt stays: refused
+    ]
+    for number, statement in enumerate(refusals):
+        with db.engine.connect() as connection:
+            if db.dialect == "postgresql":
+                connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
+                if number:
+                    connection.execute(sa.text(
+                        "SELECT set_config('app.audit_pseudonymising', 'on', true)"))
+            elif number:
+                connection.execute(sa.text("INSERT INTO audit_pseudonymise_permits DEFAULT "
+                                           "VALUES"))
+            with pytest.raises(sa.exc.DBAPIError, match=r"append-only|permission denied"):
+                connection.execute(sa.text(statement))
+            connection.rollback()
