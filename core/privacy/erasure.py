@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.audit.chain import PERSONAL_KEYS
 from core.audit.models import AuditExport
 from core.caching import (
     ACTIVITY,
@@ -202,14 +203,14 @@ def erase(uow: UnitOfWork, services: Services, request_id: uuid.UUID) -> int:
         accounts = accounts_of(session, person.identity_id)
         kept = holds.what_is_kept(session, accounts, now)
         _restrict(uow, request, person, kept, pseudonym, now)
-        needles = _needles(session, person)
+        needles = _needles(session, person) | set(person.former)
         _forget_cached(session, person)
         _delete_files(session, services, person)
         entries = audit.pseudonymise(session, person, pseudonym)
         _scrub_outbox(session, person, pseudonym, needles)
         _scrub_mentions(session, person, needles)
-        session.execute(sa.update(MailLog).where(
-            MailLog.recipient_hash == recipient_hash(person.email)).values(
+        session.execute(sa.update(MailLog).where(MailLog.recipient_hash.in_(
+            [recipient_hash(address) for address in person.addresses])).values(
             recipient_hash=recipient_hash(f"erased:{pseudonym}")))
         _delete_rows(session, person, kept)
         for other in session.execute(sa.select(PrivacyRequest).where(
@@ -276,7 +277,8 @@ def _scrub_outbox(session: Session, person: Person, pseudonym: uuid.UUID,
         if event.subject in subjects:
             event.subject = f"pseudonym:{pseudonym}"
         event.ip = event.user_agent = None
-        event.payload = scrubbed(dict(event.payload or {}), needles)
+        event.payload = scrubbed({key: value for key, value in (event.payload or {}).items()
+                                  if key not in PERSONAL_KEYS}, needles)
     session.flush()
     if event_ids:
         session.execute(sa.update(HandlerRun).where(HandlerRun.event_id.in_(event_ids))
@@ -331,7 +333,7 @@ def _delete_rows(session: Session, person: Person, kept: list[holds.Kept]) -> No
     session.execute(sa.delete(AuditExport).where(
         AuditExport.requested_by_account_id.in_(accounts)))
     session.execute(sa.delete(Invitation).where(sa.or_(
-        Invitation.email == person.email, Invitation.accepted_account_id.in_(accounts))))
+        Invitation.email.in_(person.addresses), Invitation.accepted_account_id.in_(accounts))))
     session.execute(sa.delete(Token).where(Token.identity_id == person.identity_id))
     session.execute(sa.delete(AuthSession).where(AuthSession.identity_id == person.identity_id))
     session.execute(sa.delete(OnboardingProgress).where(

@@ -10,7 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.errors import NotFound
-from core.identity.models import Account, Identity
+from core.events.models import Event
+from core.events.types import EventType
+from core.identity.mails import personal_value
+from core.identity.models import Account, Identity, Token
 from core.privacy.registry import REGISTRY, Person, PersonalTable
 from core.scoping import crossing_tenants
 
@@ -27,8 +30,25 @@ def person_of(session: Session, identity_id: uuid.UUID) -> Person:
         accounts = session.execute(
             sa.select(Account).where(Account.identity_id == identity_id)
             .order_by(Account.created_at)).scalars().all()
+        former = former_addresses(session, identity)
     return Person(identity.id, identity.email, tuple(a.id for a in accounts),
-                  tuple(dict.fromkeys(a.tenant_id for a in accounts if a.tenant_id)))
+                  tuple(dict.fromkeys(a.tenant_id for a in accounts if a.tenant_id)),
+                  tuple(sorted(former)))
+
+
+def former_addresses(session: Session, identity: Identity) -> set[str]:
+    """Addresses the login had, or was being moved to (an e-mail change's events and links)."""
+    found: set[str] = set()
+    for payload in session.execute(sa.select(Event.payload).where(
+            Event.type.in_([EventType.EMAIL_CHANGE_REQUESTED, EventType.EMAIL_CHANGED]),
+            Event.subject == f"identity:{identity.id}")).scalars():
+        for key in ("old_email", "new_email"):
+            value = personal_value(payload or {}, key)
+            if isinstance(value, str) and value:
+                found.add(value)
+    found.update(address for address in session.execute(sa.select(Token.new_email).where(
+        Token.identity_id == identity.id, Token.new_email.is_not(None))).scalars() if address)
+    return found - {identity.email}
 
 
 def plain(value: Any) -> Any:

@@ -32,6 +32,12 @@ class Person:
     email: str
     account_ids: tuple[uuid.UUID, ...]
     tenant_ids: tuple[uuid.UUID, ...]
+    # Addresses the login had before (or was being moved to): theirs as much as `email`.
+    former: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return (self.email, *self.former)
 
     @property
     def subjects(self) -> tuple[str, ...]:
@@ -66,7 +72,7 @@ def _in(column: Any, values: tuple[Any, ...]) -> Any:
 
 def _their_events(p: Person) -> Any:
     return sa.or_(_in(Event.actor_account_id, p.account_ids), _in(Event.subject, p.subjects),
-                  sa.cast(Event.payload, sa.Text).contains(p.email))
+                  *(sa.cast(Event.payload, sa.Text).contains(a) for a in p.addresses))
 
 
 REGISTRY: tuple[PersonalTable, ...] = (
@@ -89,7 +95,7 @@ REGISTRY: tuple[PersonalTable, ...] = (
                   "Links we sent you (confirmation, password reset); never the secret."),
     PersonalTable(Invitation, ("email",), Erase.DELETE,
                   lambda p: sa.select(Invitation).where(sa.or_(
-                      Invitation.email == p.email,
+                      Invitation.email.in_(p.addresses),
                       _in(Invitation.accepted_account_id, p.account_ids))),
                   "Invitations to join a practice sent to your address."),
     PersonalTable(Notification, ("title", "body"), Erase.DELETE,
@@ -119,7 +125,7 @@ REGISTRY: tuple[PersonalTable, ...] = (
                   "Your entries in the audit log (kept, pseudonymised, after an erasure)."),
     PersonalTable(MailLog, ("recipient_hash",), Erase.REHASH,
                   lambda p: sa.select(MailLog).where(
-                      MailLog.recipient_hash == recipient_hash(p.email)),
+                      MailLog.recipient_hash.in_([recipient_hash(a) for a in p.addresses])),
                   "E-mails we sent you (which kind and when; never their text)."),
     PersonalTable(LegalHold, ("reason",), Erase.SCRUB,
                   lambda p: sa.select(LegalHold).where(_in(LegalHold.account_id,

@@ -44,7 +44,7 @@ POLICY = """
 CHAINED = ("id", "chain_id", "seq", "prev_hash", "hash", "event_id", "type", "outcome",
            "tenant_id", "request_id", "occurred_at", "created_at", "personal_digest")
 # core.audit.chain.PERSONAL_KEYS: the metadata keys outside the chained encoding.
-PERSONAL_KEYS = ("to", "email")
+PERSONAL_KEYS = ("to", "email", "personal")
 PERSONAL_COLUMNS = ("actor_account_id", "subject", "ip", "user_agent", "metadata",
                     "personal_salt")
 

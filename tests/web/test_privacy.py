@@ -33,7 +33,7 @@ from core.uow import UnitOfWork
 from tests.conftest import TEST_DATABASE_URL
 from tests.support.apps import make_app
 from tests.support.factories import finish_onboarding, practice
-from tests.support.flows import PASSWORD, login, post_form
+from tests.support.flows import PASSWORD, link_in, login, post_form
 from tests.support.platform import Platform
 from tests.support.workers import EmbeddedWorker
 
@@ -263,8 +263,15 @@ def erasing_platform(settings, db, smtp_server, request, tmp_path):
 def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit_log(
         erasing_platform, monkeypatch) -> None:
     platform, files = erasing_platform
-    _, _, email, _, browser = _person(platform)
+    _, _, first_email, _, browser = _person(platform)
     db = platform.db
+    # They moved their login to another address: both are theirs.
+    email = "grace.hopper@elsewhere.example"
+    assert post_form(browser, "/settings/email", {"new_email": email, "password": PASSWORD},
+                     page="/settings").status_code == 302
+    confirm = link_in(platform.last_mail_to(email), "/settings/email/confirm/")
+    assert post_form(browser, confirm, {}, page=confirm).status_code == 302
+    assert platform.last_mail_to(first_email)["Subject"]  # the old address was told
     # Their data also passes through the cache and into the file store.
     for path in ("/settings", "/dashboard", "/api/notifications", "/account/sessions"):
         browser.get(path)
@@ -279,7 +286,8 @@ def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit
         names = set(session.execute(sa.select(Account.display_name).where(
             Account.identity_id == identity_id)).scalars())
         mails = session.execute(sa.select(sa.func.count()).select_from(MailLog).where(
-            MailLog.recipient_hash == recipient_hash(email))).scalar_one()
+            MailLog.recipient_hash.in_([recipient_hash(email), recipient_hash(first_email)]))
+        ).scalar_one()
     assert mails > 0 and CLIENT_NAME in names
 
     assert post_form(browser, "/settings/privacy/erasure", {"password": PASSWORD},
@@ -299,7 +307,7 @@ def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit
     _run_privacy_jobs(platform)
     _audit_all(db)
 
-    needles = {email, FULL_NAME, PHONE, IP, *names}
+    needles = {email, first_email, FULL_NAME, PHONE, IP, *names}
     dump, cached, stored = _database_dump(db), _cache_entries(platform), _files(files)
     for needle in needles:
         assert needle not in dump, f"{needle!r} is still in the database"
@@ -317,6 +325,9 @@ def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit
         assert session.execute(sa.select(sa.func.count()).select_from(MailLog).where(
             MailLog.recipient_hash == recipient_hash(f"erased:{pseudonym}"))).scalar_one() \
             >= mails
+        assert session.execute(sa.select(sa.func.count()).select_from(MailLog).where(
+            MailLog.recipient_hash.in_([recipient_hash(first_email), recipient_hash(email)]))
+        ).scalar_one() == 0
         theirs = session.execute(sa.select(AuditEntry).where(
             AuditEntry.actor_account_id == pseudonym)).scalars().all()
         assert theirs, "their audit entries are kept"
