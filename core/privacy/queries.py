@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import clock
 from core.privacy.models import (
     PrivacyRequest,
     PrivacyRequestPractice,
@@ -19,8 +19,6 @@ from core.privacy.models import (
 from core.scoping import crossing_tenants
 from core.tenancy.models import Tenant
 
-OPEN = (RequestStatus.QUEUED, RequestStatus.SCHEDULED, RequestStatus.RESTRICTED)
-
 
 @dataclass(frozen=True)
 class RequestRow:
@@ -29,10 +27,9 @@ class RequestRow:
 
     @property
     def overdue(self) -> bool:
-        from core import clock
-
-        return self.request.status in OPEN and self.request.due_at < clock.now() \
-            and self.request.status != RequestStatus.RESTRICTED
+        """Still unanswered past its deadline (a restricted erasure has been answered)."""
+        return self.request.status in (RequestStatus.QUEUED, RequestStatus.SCHEDULED) \
+            and self.request.due_at < clock.now()
 
 
 def latest_export(session: Session, identity_id: uuid.UUID) -> PrivacyRequest | None:
@@ -71,7 +68,3 @@ def restricted_records(session: Session) -> list[RestrictedRecord]:
     with crossing_tenants(session):
         return list(session.execute(sa.select(RestrictedRecord).order_by(
             RestrictedRecord.created_at.desc())).scalars())
-
-
-def deadline(request: PrivacyRequest) -> datetime:
-    return request.due_at
