@@ -10,6 +10,7 @@ only path its trigger lets through); SQLite in Python under a permit its trigger
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid
 from typing import Any
 
@@ -40,21 +41,33 @@ def pseudonymise(session: Session, person: Person, pseudonym: uuid.UUID) -> int:
     """Pseudonymise every entry by or about `person`; returns how many changed."""
     if session.get_bind().dialect.name == "postgresql":
         statement = sa.text(
-            "SELECT audit_pseudonymise(:accounts, :subjects, :pseudonym)").bindparams(
+            "SELECT audit_pseudonymise(:accounts, :subjects, :pseudonym, :addresses)").bindparams(
             sa.bindparam("accounts", list(person.account_ids),
                          type_=postgresql.ARRAY(sa.Uuid())),
             sa.bindparam("subjects", list(person.subjects),
                          type_=postgresql.ARRAY(sa.String())),
-            sa.bindparam("pseudonym", pseudonym, type_=sa.Uuid()))
+            sa.bindparam("pseudonym", pseudonym, type_=sa.Uuid()),
+            sa.bindparam("addresses", list(person.addresses),
+                         type_=postgresql.ARRAY(sa.String())))
         return int(session.execute(statement).scalar_one())
     return _pseudonymise_sqlite(session, person, pseudonym)
 
 
+def _names_them(metadata: dict[str, Any] | None, person: Person) -> bool:
+    """Whether the entry's personal metadata (someone else's export filter …) names them."""
+    personal = json.dumps({k: v for k, v in (metadata or {}).items() if k in PERSONAL_KEYS},
+                          ensure_ascii=False)
+    return any(address in personal for address in person.addresses)
+
+
 def _pseudonymise_sqlite(session: Session, person: Person, pseudonym: uuid.UUID) -> int:
     accounts, subjects = set(person.account_ids), set(person.subjects)
-    rows = session.execute(
+    rows = [row for row in session.execute(
         sa.select(_E.id, _E.actor_account_id, _E.subject, _E.ip, _E.user_agent, _E.metadata)
-        .where(sa.or_(_E.actor_account_id.in_(accounts), _E.subject.in_(subjects)))).all()
+        .where(sa.or_(_E.actor_account_id.in_(accounts), _E.subject.in_(subjects),
+                      *(sa.cast(_E.metadata, sa.Text).contains(a) for a in person.addresses))))
+        if row.actor_account_id in accounts or row.subject in subjects
+        or _names_them(row.metadata, person)]
     permit = AuditPseudonymisePermit()
     session.add(permit)
     session.flush()

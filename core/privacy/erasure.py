@@ -209,6 +209,7 @@ def erase(uow: UnitOfWork, services: Services, request_id: uuid.UUID) -> int:
         entries = audit.pseudonymise(session, person, pseudonym)
         _scrub_outbox(session, person, pseudonym, needles)
         _scrub_mentions(session, person, needles)
+        _forget_filtered_exports(session, services, person, needles)
         session.execute(sa.update(MailLog).where(MailLog.recipient_hash.in_(
             [recipient_hash(address) for address in person.addresses])).values(
             recipient_hash=recipient_hash(f"erased:{pseudonym}")))
@@ -297,6 +298,21 @@ def _scrub_mentions(session: Session, person: Person, needles: set[str]) -> None
         notification.title = scrubbed(notification.title, needles)
         notification.body = scrubbed(notification.body, needles)
         invalidate_after_commit(session, UNREAD.key(notification.account_id))
+    session.flush()
+
+
+def _forget_filtered_exports(session: Session, services: Services, person: Person,
+                             needles: set[str]) -> None:
+    """Audit exports someone filtered by their address: the filter loses it, and the file
+    (their entries as they were before pseudonymisation) leaves the file store."""
+    filtered = session.execute(sa.select(AuditExport).where(
+        AuditExport.requested_by_account_id.not_in(person.account_ids),
+        sa.or_(*(sa.cast(AuditExport.filters, sa.Text).contains(address)
+                 for address in person.addresses)))).scalars().all()
+    for export in filtered:
+        if export.file_key:
+            services.files.delete(export.file_key)
+        export.file_key, export.filters = None, scrubbed(dict(export.filters), needles)
     session.flush()
 
 

@@ -68,7 +68,8 @@ END $$;
 """
 
 PG_PSEUDONYMISE = f"""
-CREATE FUNCTION audit_pseudonymise(p_accounts uuid[], p_subjects text[], p_pseudonym uuid)
+CREATE FUNCTION audit_pseudonymise(p_accounts uuid[], p_subjects text[], p_pseudonym uuid,
+                                   p_addresses text[])
 RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
@@ -97,13 +98,20 @@ BEGIN
                           THEN NULL ELSE user_agent END,
         metadata = metadata - ARRAY[{_KEYS}],
         personal_salt = NULL
-    WHERE actor_account_id = ANY(p_accounts) OR subject = ANY(p_subjects);
+    WHERE actor_account_id = ANY(p_accounts) OR subject = ANY(p_subjects)
+       -- someone else's entry whose personal metadata names them (an export filtered by
+       -- their address): it loses that metadata (and its salt), nothing else
+       OR EXISTS (SELECT 1 FROM unnest(p_addresses) AS address
+                  WHERE strpos((metadata - (SELECT coalesce(array_agg(k), '{{}}')
+                                            FROM jsonb_object_keys(metadata) AS k
+                                            WHERE k <> ALL (ARRAY[{_KEYS}])))::text,
+                               address) > 0);
     GET DIAGNOSTICS changed = ROW_COUNT;
     PERFORM set_config('app.audit_pseudonymising', 'off', true);
     PERFORM set_config('app.all_tenants', all_tenants, true);
     RETURN changed;
 END $$;
-REVOKE EXECUTE ON FUNCTION audit_pseudonymise(uuid[], text[], uuid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION audit_pseudonymise(uuid[], text[], uuid, text[]) FROM PUBLIC;
 """  # noqa: S608 - built from this module's constants
 
 _SQLITE_CHANGED = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in CHAINED)
@@ -226,7 +234,7 @@ def downgrade() -> None:
     if _postgresql():
         op.execute(f"REVOKE UPDATE ({', '.join(PERSONAL_COLUMNS)}) ON audit_entries "
                    "FROM CURRENT_USER")
-        op.execute("DROP FUNCTION audit_pseudonymise(uuid[], text[], uuid)")
+        op.execute("DROP FUNCTION audit_pseudonymise(uuid[], text[], uuid, text[])")
         op.execute(PG_REFUSE_CHANGE_BEFORE)
     else:
         op.execute("DROP TRIGGER audit_entries_no_update")

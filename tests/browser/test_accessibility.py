@@ -122,9 +122,11 @@ def _pages(world: World, letter: str) -> dict[str, list[str]]:
             "/therapist", "/therapist/clients", "/therapist/clients?q=zzz",
             f"/therapist/clients/{world.client_id}",
             f"/therapist/clients/{world.client_id}/remove", "/inbox", "/settings",
-            "/account/sessions", "/account/password", "/join/no-such-practice"],
+            "/account/sessions", "/account/password", "/join/no-such-practice",
+            "/therapist/privacy"],
         "client@harbour.example": ["/client", "/inbox", "/settings", "/account/sessions"],
-        ADMIN: ["/admin", f"/admin/practices/{world.tenant_id}", "/inbox", "/settings"],
+        ADMIN: ["/admin", f"/admin/practices/{world.tenant_id}", "/inbox", "/settings",
+                "/admin/privacy"],
         NEWCOMER: ["/onboarding/started", "/onboarding/personal-info",
                    "/onboarding/professional-info", "/onboarding/terms", "/therapist"],
     }
