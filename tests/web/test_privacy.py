@@ -27,7 +27,7 @@ from core.identity.models import Account, Identity, Role
 from core.mail.allowance import recipient_hash
 from core.mail.models import MailLog
 from core.privacy import people
-from core.privacy.models import PrivacyRequest, RestrictedRecord
+from core.privacy.models import LegalHold, PrivacyRequest, RestrictedRecord
 from core.privacy.registry import REGISTRY
 from core.scoping import TenantContext, system_session
 from core.tenancy.models import Tenant
@@ -537,3 +537,35 @@ def test_the_audit_log_accepts_only_pseudonymisation(db) -> None:
             with pytest.raises(sa.exc.DBAPIError, match=r"append-only|permission denied"):
                 connection.execute(sa.text(statement))
             connection.rollback()
+
+
+def test_a_practice_sees_and_holds_only_its_own_clients(platform) -> None:
+    db = platform.db
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    elm = practice(db, "Elm Street", slug_hint="elm")
+    owner = platform.client()
+    assert login(owner, harbour.therapist_email).status_code == 302
+    assert post_form(owner, "/therapist/privacy/holds", {
+        "account_id": str(harbour.client.id), "reason": "Court order"},
+        page="/therapist/privacy").status_code == 302
+    person = platform.client()
+    assert login(person, harbour.client_email).status_code == 302
+    assert post_form(person, "/settings/privacy/export", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    platform.settle()
+
+    other = platform.client()
+    assert login(other, elm.therapist_email).status_code == 302
+    # Elm's owner cannot hold Harbour's client, nor lift Harbour's hold, nor see its requests.
+    assert post_form(other, "/therapist/privacy/holds", {
+        "account_id": str(harbour.client.id), "reason": "Not mine"},
+        page="/therapist/privacy").status_code == 302
+    page = other.get("/therapist/privacy").get_data(as_text=True)
+    assert "There is nothing at this address." in page
+    assert "Court order" not in page and "No requests yet." in page
+    [hold] = platform.rows(LegalHold)
+    assert post_form(other, f"/therapist/privacy/holds/{hold.id}/release", {},
+                     page="/therapist/privacy").status_code == 302
+    assert platform.rows(LegalHold)[0].released_at is None
+    harbour_page = owner.get("/therapist/privacy").get_data(as_text=True)
+    assert "Court order" in harbour_page and "Ready" in harbour_page
