@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +27,7 @@ from core.identity.directory import account_for, identity_by_email
 from core.identity.models import Account, Identity, Role
 from core.mail.allowance import recipient_hash
 from core.mail.models import MailLog
+from core.privacy import export as privacy_exports
 from core.privacy import people
 from core.privacy.models import LegalHold, PrivacyRequest, RestrictedRecord
 from core.privacy.registry import REGISTRY
@@ -121,12 +123,42 @@ def _primary_keys(record: dict, model) -> tuple:
     return tuple(record[c.name] for c in sa.inspect(model).primary_key)
 
 
+def _no_download_after_72_hours(platform: Platform, link: str) -> None:
+    """The link's own expiry, checked as the download view does (a browser left idle for 72
+    hours would be logged out before it got that far)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from core.errors import NotFound
+    from core.identity.sessions import SessionView
+
+    parts = urlsplit(link)
+    request_id = uuid.UUID(parts.path.split("/")[3])
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    with system_session(platform.db) as session:
+        request = session.get(PrivacyRequest, request_id)
+        view = SessionView(id_hash="x" * 64, identity_id=str(request.identity_id), email="",
+                           email_verified=True, account_id=str(request.account_id),
+                           role="therapist", display_name="", tenant_id=None, tenant_name=None,
+                           tenant_slug=None, created_at="", last_seen_at="", accounts=())
+    real_now = clock.now
+    clock.now = lambda: real_now() + timedelta(hours=72, minutes=1)
+    try:
+        with UnitOfWork(platform.db, tenant=TenantContext.system()) as uow, \
+                pytest.raises(NotFound):
+            privacy_exports.open_download(uow, platform.app.extensions["settings"].secret_key,
+                                          request_id, view, query["expires"],
+                                          query["signature"])
+    finally:
+        clock.now = real_now
+
+
 def _zip_of(platform: Platform, browser, email: str) -> tuple[zipfile.ZipFile, str]:
     notes = browser.get("/api/notifications").get_json()["notifications"]
     [ready] = [n for n in notes if n["kind"] == "personal_export_ready"]
     mail = platform.last_mail_to(email)
     assert mail["Subject"] == "Your copy of your data is ready"
     assert ready["link"] in mail.get_body(("plain",)).get_content()
+    _no_download_after_72_hours(platform, ready["link"])
     download = browser.get(ready["link"])
     assert download.status_code == 200, download.get_data(as_text=True)[:500]
     assert download.mimetype == "application/zip"
@@ -265,7 +297,7 @@ def erasing_platform(settings, db, smtp_server, request, tmp_path):
 def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit_log(
         erasing_platform, monkeypatch) -> None:
     platform, files = erasing_platform
-    _, _, first_email, _, browser = _person(platform)
+    harbour, _, first_email, _, browser = _person(platform)
     db = platform.db
     # They moved their login to another address: both are theirs.
     email = "grace.hopper@elsewhere.example"
@@ -356,6 +388,11 @@ def test_erasure_after_its_cooling_off_leaves_no_trace_but_a_pseudonymised_audit
     gone = browser.get("/settings")
     assert gone.status_code == 302 and "/login" in gone.headers["Location"]
     assert login(platform.client(), email).status_code != 302
+
+    # The practice they ran goes on for its client, without them.
+    left = platform.client()
+    assert login(left, harbour.client_email).status_code == 302
+    assert left.get("/client").status_code == 200
 
     # The address is free: whoever signs up with it is someone new.
     with UnitOfWork(db) as uow:
