@@ -206,8 +206,11 @@ def erase(uow: UnitOfWork, services: Services, request_id: uuid.UUID) -> int:
         needles = _needles(session, person) | set(person.former)
         _forget_cached(session, person)
         _delete_files(session, services, person)
-        entries = audit.pseudonymise(session, person, pseudonym)
+        # The outbox first: locking their events waits for an audit batch writing them right
+        # now, and keeps the next batches off them until this commits (scrubbed by then), so
+        # no entry of theirs is written behind the pseudonymisation's back.
         _scrub_outbox(session, person, pseudonym, needles)
+        entries = audit.pseudonymise(session, person, pseudonym)
         _scrub_mentions(session, person, needles)
         _forget_filtered_exports(session, services, person, needles)
         session.execute(sa.update(MailLog).where(MailLog.recipient_hash.in_(
@@ -271,7 +274,7 @@ def _scrub_outbox(session: Session, person: Person, pseudonym: uuid.UUID,
     entry = next(e for e in REGISTRY if e.model is Event)
     accounts, subjects = set(person.account_ids), set(person.subjects)
     event_ids = []
-    for event in session.execute(entry.rows(person)).scalars():
+    for event in session.execute(entry.rows(person).with_for_update()).scalars():
         event_ids.append(event.id)
         if event.actor_account_id in accounts:
             event.actor_account_id = pseudonym
