@@ -197,8 +197,9 @@ def place_hold() -> ResponseReturnValue:
 @blueprint.post("/therapist/privacy/holds/<uuid:hold_id>/release")
 @role_required(Role.THERAPIST, hidden=True)
 def release_hold(hold_id: uuid.UUID) -> ResponseReturnValue:
+    # Another practice's hold is a 404 (and an ACCESS_DENIED entry), as every object route is.
     if ActionForm().validate_on_submit():
-        with _refusals_flashed():
+        with refusal_flashed():
             holds.release_hold(uow(), me(), hold_id)
             flash("The legal hold is lifted.", "success")
     return _practice_back()
