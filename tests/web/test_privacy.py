@@ -606,3 +606,37 @@ def test_a_practice_sees_and_holds_only_its_own_clients(platform) -> None:
     assert platform.rows(LegalHold)[0].released_at is None
     harbour_page = owner.get("/therapist/privacy").get_data(as_text=True)
     assert "Court order" in harbour_page and "Ready" in harbour_page
+
+
+def test_an_open_ended_hold_keeps_the_records_until_the_practice_lifts_it(
+        platform, monkeypatch) -> None:
+    db = platform.db
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    owner = platform.client()
+    assert login(owner, harbour.therapist_email).status_code == 302
+    assert post_form(owner, "/therapist/privacy/holds", {
+        "account_id": str(harbour.client.id), "reason": "Litigation"},
+        page="/therapist/privacy").status_code == 302
+    person = platform.client()
+    assert login(person, harbour.client_email).status_code == 302
+    assert "until the practice lifts its legal hold" in person.get("/settings").get_data(
+        as_text=True)
+    assert post_form(person, "/settings/privacy/erasure", {"password": PASSWORD},
+                     page="/settings").status_code == 302
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + timedelta(days=400))
+    _run_privacy_jobs(platform)
+    [record] = platform.rows(RestrictedRecord)
+    assert record.kept_until is None
+    _run_privacy_jobs(platform)  # run again, 400 days on: still held
+    assert platform.count(RestrictedRecord) == 1
+
+    assert login(owner, harbour.therapist_email).status_code == 302
+    [hold] = platform.rows(LegalHold)
+    assert post_form(owner, f"/therapist/privacy/holds/{hold.id}/release", {},
+                     page="/therapist/privacy").status_code == 302
+    _run_privacy_jobs(platform)
+    assert platform.count(RestrictedRecord) == 0
+    [request] = platform.rows(PrivacyRequest)
+    assert request.status == "completed"
+    assert platform.rows(LegalHold)[0].reason == "[erased]"
