@@ -18,11 +18,18 @@ from core.metrics.models import MetricPoint, MetricRollup
 from core.monitoring.models import HealthIncident, HealthSample
 from core.notifications.models import Notification
 from core.onboarding.models import OnboardingProgress
+from core.privacy.models import (
+    AuditPseudonymisePermit,
+    LegalHold,
+    PrivacyRequest,
+    PrivacyRequestPractice,
+    RestrictedRecord,
+)
 from core.tenancy.models import Tenant
 
 __all__ = ["Account", "AuditArchive", "AuditChain", "AuditCheckpoint", "AuditEntry",
-           "AuditExport", "AuditRetentionPermit", "AuditSinkCursor", "AuditVerification",
-           "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun", "HealthIncident",
-           "HealthSample",
-           "Identity", "Invitation", "MailLog", "MetricPoint", "MetricRollup", "Notification",
-           "OnboardingProgress", "Tenant", "Token"]
+           "AuditExport", "AuditPseudonymisePermit", "AuditRetentionPermit", "AuditSinkCursor",
+           "AuditVerification", "AuthSession", "Base", "DeadLetter", "Event", "HandlerRun",
+           "HealthIncident", "HealthSample", "Identity", "Invitation", "LegalHold", "MailLog",
+           "MetricPoint", "MetricRollup", "Notification", "OnboardingProgress", "PrivacyRequest",
+           "PrivacyRequestPractice", "RestrictedRecord", "Tenant", "Token"]

@@ -50,6 +50,9 @@ JOBS: tuple[ScheduledJob, ...] = (
                  "roll up what changed since the last run into metric_points"),
     ScheduledJob("health-sample", "record_health", IntervalTrigger(seconds=60),
                  "record every health check; open and close incidents (kept 7 days)"),
+    ScheduledJob("privacy", "run_privacy_jobs", CronTrigger(minute=20, timezone="UTC"),
+                 "erasure reminders, due erasures, and restricted records whose hold or "
+                 "retention ended (hourly)"),
 )
 
 

@@ -35,6 +35,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         onboarding,
         openapi,
         pages,
+        privacy,
         prometheus,
         security,
     )
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
                    settings_pages, openapi, audit_views, metrics, prometheus,
-                   health_page):
+                   health_page, privacy):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

@@ -32,6 +32,7 @@ from core.monitoring.probes import CRITICAL, Probes
 from core.onboarding import reminders as onboarding_reminders
 from core.pipeline.handlers import INTERNAL_RETRY, MINUTE_MS, WEBHOOK_RETRY, Handler
 from core.pipeline.runner import ClaimHeld, GiveUp, run_batch, run_handler
+from core.privacy import erasure as privacy_erasure
 from workers.broker import ping_broker, queue_depths
 from workers.middleware import HEARTBEAT_GROUP
 from workers.runtime import Runtime
@@ -56,6 +57,7 @@ class Actors:
     apply_audit_retention: ActorFn
     rollup_metrics: ActorFn
     record_health: ActorFn
+    run_privacy_jobs: ActorFn
 
     @property
     def by_name(self) -> dict[str, ActorFn]:
@@ -63,7 +65,7 @@ class Actors:
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
             self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention,
-            self.rollup_metrics, self.record_health)}}
+            self.rollup_metrics, self.record_health, self.run_privacy_jobs)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -148,6 +150,11 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         _status, results = health_checks.run(probes.table(), critical=set(CRITICAL),
                                              timeout=runtime.settings.health_timeout_seconds)
         health_history.record(runtime.current_uow(), results)
+    def run_privacy_jobs() -> None:
+        """Scheduled hourly: erasure reminders, erasures past their cooling-off period, and
+        restricted records whose retention or hold has ended. Each erasure commits on its own;
+        a failed run is taken up by the next."""
+        privacy_erasure.run_due(runtime.current_uow(), runtime.services)
 
     actors = Actors(
         handlers=handlers,
@@ -170,6 +177,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                                 time_limit=10 * MINUTE_MS),
         record_health=_declare(broker, record_health, "maintenance", max_retries=0,
                                time_limit=MINUTE_MS),
+        run_privacy_jobs=_declare(broker, run_privacy_jobs, "maintenance", max_retries=0,
+                                  time_limit=30 * MINUTE_MS),
     )
     return actors
 

@@ -33,7 +33,8 @@ class FileStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None:
-        """Remove `key` if it is there (the health probe cleans up after itself)."""
+        """Remove `key`; nothing happens if there is none (the health probe cleans up after
+        itself; an erasure may run twice)."""
         ...
 
     def describe(self) -> str: ...

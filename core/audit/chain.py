@@ -32,7 +32,9 @@ GENESIS = bytes(32)
 # The chain of entries that belong to no practice (admins, failed logins of unknown addresses …).
 PLATFORM_CHAIN = uuid.UUID(int=0)
 # Metadata keys that may hold personal data: kept out of the chained fields, like the IP.
-PERSONAL_KEYS = frozenset({"to", "email"})
+# "personal" holds any other personal values of an event ({"new_email": …, "name": …}); no entry
+# written before it was added has that key, so adding it changed no existing hash.
+PERSONAL_KEYS = frozenset({"to", "email", "personal"})
 SALT_BYTES = 16
 
 FAILURES = frozenset({EventType.LOGIN_FAILED, EventType.AUDIT_VERIFY_FAILED})

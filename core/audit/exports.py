@@ -171,11 +171,26 @@ def write(session: Session, filters: Filters, fmt: str, out: IO[bytes],
     return written
 
 
+# Filters that name a person (an e-mail address, an IP network): recorded outside the chain, so
+# that erasing that person can remove them from the entry (core/audit/chain.PERSONAL_KEYS).
+PERSONAL_FILTERS = ("actor", "ip")
+
+
+def filters_payload(filters: Filters) -> dict[str, Any]:
+    described = filters.describe()
+    personal = {key: described[key] for key in PERSONAL_FILTERS if described.get(key)}
+    payload: dict[str, Any] = {"filters": {key: value for key, value in described.items()
+                                           if key not in PERSONAL_FILTERS}}
+    if personal:
+        payload["personal"] = personal
+    return payload
+
+
 def record_exported(uow: UnitOfWork, scope: Scope, filters: Filters, fmt: str, rows: int,
                     via: str, **extra: Any) -> None:
     uow.record(EventType.AUDIT_EXPORTED, tenant_id=scope.tenant_id,
                actor_account_id=scope.account_id, subject="audit:export",
-               payload={"filters": filters.describe(), "format": fmt, "rows": rows, "via": via,
+               payload={**filters_payload(filters), "format": fmt, "rows": rows, "via": via,
                         **extra})
 
 
@@ -198,7 +213,7 @@ def request_export(uow: UnitOfWork, scope: Scope, filters: Filters, fmt: str) ->
     uow.record(EventType.AUDIT_EXPORT_REQUESTED, tenant_id=scope.tenant_id,
                actor_account_id=scope.account_id, subject=f"audit_export:{export.id}",
                payload={"export_id": str(export.id), "format": fmt,
-                        "filters": filters.describe()})
+                        **filters_payload(filters)})
     return export
 
 

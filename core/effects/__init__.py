@@ -19,6 +19,8 @@ from core.notifications.handlers import (
     notify_therapists_of_new_client,
 )
 from core.pipeline.handlers import Handler
+from core.privacy import erasure as privacy_erasure
+from core.privacy import export as privacy_export
 from core.webhooks import deliver_webhook
 
 HANDLERS: tuple[Handler, ...] = (
@@ -43,6 +45,10 @@ HANDLERS: tuple[Handler, ...] = (
     write_audit_export,
     notify_admins_of_health,
     email_admins_of_health,
+    privacy_export.build_personal_export,
+    privacy_export.send_personal_export_email,
+    privacy_erasure.send_erasure_scheduled_email,
+    privacy_erasure.send_erasure_reminder_email,
 )
 
 _BY_NAME = {h.name: h for h in HANDLERS}

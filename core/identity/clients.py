@@ -255,7 +255,8 @@ def remove_client(uow: UnitOfWork, therapist: Account,
         identity.last_account_id = None
     uow.record(EventType.CLIENT_REMOVED, tenant_id=account.tenant_id,
                actor_account_id=therapist.id, subject=f"identity:{account.identity_id}",
-               payload={"account_id": str(account.id), "name": account.display_name})
+               payload={"account_id": str(account.id),
+                        "personal": {"name": account.display_name}})
     session.execute(sa.delete(OnboardingProgress)
                     .where(OnboardingProgress.account_id == account.id))
     session.delete(account)

@@ -42,7 +42,7 @@ def request_email_change(uow: UnitOfWork, view: sessions.SessionView, *, new_ema
         raise ValidationFailed(errors)
     uow.record(EventType.EMAIL_CHANGE_REQUESTED, tenant_id=view.tenant_uuid,
                actor_account_id=view.account_uuid, subject=f"identity:{identity.id}",
-               payload={"new_email": address})
+               payload={"personal": {"new_email": address}})
     return address
 
 
@@ -62,5 +62,5 @@ def confirm_email_change(uow: UnitOfWork, raw_token: str) -> Identity:
                                             for account in accounts_of(uow.session, identity.id)
                                             if account.tenant_id is not None))
     uow.record(EventType.EMAIL_CHANGED, subject=f"identity:{identity.id}",
-               payload={"old_email": old, "new_email": identity.email})
+               payload={"personal": {"old_email": old, "new_email": identity.email}})
     return identity

@@ -7,6 +7,7 @@ Every handler re-reads the state it needs and returns early when there is nothin
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from core import localtime
 from core.events.types import EventType
@@ -24,6 +25,14 @@ def _identity(ctx: HandlerContext) -> Identity | None:
     if not subject.startswith("identity:"):
         return None
     return ctx.uow.session.get(Identity, uuid.UUID(subject.removeprefix("identity:")))
+
+
+def personal_value(payload: dict[str, Any], key: str) -> Any:
+    """A personal value of an event's payload: under "personal" (kept out of the audit chain,
+    so erasure can remove it), or at the top level in events recorded before that."""
+    personal = payload.get("personal")
+    found = personal.get(key) if isinstance(personal, dict) else None
+    return found if found is not None else payload.get(key)
 
 
 def _link(ctx: HandlerContext, path: str, **values: str) -> str:
@@ -114,7 +123,7 @@ def send_invitation_email(ctx: HandlerContext) -> None:
          events={EventType.EMAIL_CHANGE_REQUESTED})
 def send_email_change_link(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
-    new_email = ctx.event.payload.get("new_email")
+    new_email = personal_value(ctx.event.payload, "new_email")
     if identity is None or not new_email or identity.email == new_email:
         return
     raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.CHANGE_EMAIL, ctx.event.id,
@@ -128,7 +137,7 @@ def send_email_change_link(ctx: HandlerContext) -> None:
 def send_email_changed_notice(ctx: HandlerContext) -> None:
     """To the address the login had: the owner learns of a change they did not make."""
     identity = _identity(ctx)
-    old_email = ctx.event.payload.get("old_email")
+    old_email = personal_value(ctx.event.payload, "old_email")
     if identity is None or not old_email:
         return
     send_for_event(ctx, "email_changed", old_email, new_email=identity.email,

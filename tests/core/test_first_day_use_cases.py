@@ -314,7 +314,7 @@ def test_an_e_mail_change_waits_for_the_new_address_and_tells_the_old_one(db, re
     with system_session(db) as session:
         assert identity_by_email(session, "ada@new.example").id == view.identity_uuid
     [changed] = events_of(db, "EMAIL_CHANGED")
-    assert changed.payload == {"old_email": ADA, "new_email": "ada@new.example"}
+    assert changed.payload == {"personal": {"old_email": ADA, "new_email": "ada@new.example"}}
 
 
 def test_a_new_join_link_retires_the_old_one_and_the_link_can_be_switched_off(db, regions,

@@ -14,6 +14,7 @@ from core.audit.models import AuditEntry
 from core.config import normalise_database_url
 from core.db import Database
 from core.identity.models import Account, Invitation
+from core.privacy.models import LegalHold
 from core.scoping import TenantContext, TenantViolation, set_context, system_session
 from core.uow import UnitOfWork
 from tests.conftest import TEST_DATABASE_URL, make_settings
@@ -67,7 +68,23 @@ def _object_for(param: str, owner) -> str:
         "invitation_id": str(owner.invitation.id),
         "id_hash": owner.session_hash,
         "entry_id": str(_an_audit_entry(owner)),
+        "hold_id": str(_a_hold(owner)),
     }[param]
+
+
+def _a_hold(owner) -> uuid.UUID:
+    """The practice's legal hold on its client (placed on first use)."""
+    with system_session(owner.db) as session:
+        found = session.execute(sa.select(LegalHold.id).where(
+            LegalHold.tenant_id == owner.tenant.id)).scalar_one_or_none()
+        if found is None:
+            found = uuid.uuid4()
+            session.add(LegalHold(id=found, tenant_id=owner.tenant.id,
+                                  account_id=owner.client.id, reason="Court order",
+                                  placed_by_account_id=owner.therapist.id,
+                                  placed_at=clock.now()))
+            session.commit()
+        return found
 
 
 def _an_audit_entry(owner) -> int:
@@ -96,8 +113,8 @@ def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app,
     for rule, params, roles in _routes_with_object_ids(app):
         if "admin" in roles:
             continue  # admins belong to no practice; role checks are tested elsewhere
-        if rule.endpoint == "audit.download":
-            continue  # a signed link, one person's own: tests/web/test_audit_viewer.py
+        if rule.endpoint in ("audit.download", "privacy.download"):
+            continue  # signed links, one person's own: test_audit_viewer.py, test_privacy.py
         path = rule.build({p: _object_for(p, harbour) for p in params})[1]
         method = "POST" if "POST" in rule.methods else "GET"
         if method == "POST":
@@ -123,7 +140,8 @@ def test_cross_tenant_matrix_every_object_route_is_404_with_no_data(client, app,
             AuditEntry.type == "ACCESS_DENIED")).scalars().all()
     assert set(denied) == {f"accounts:{harbour.client.id}",
                            f"invitations:{harbour.invitation.id}",
-                           f"audit_entries:{_an_audit_entry(harbour)}"}
+                           f"audit_entries:{_an_audit_entry(harbour)}",
+                           f"legal_holds:{_a_hold(harbour)}"}
 
 
 APP_ROLE = "platform_app_test_grantee"
@@ -192,8 +210,9 @@ def test_the_application_role_owns_nothing_and_does_not_bypass(app_role_database
         forced = connection.execute(sa.text(
             "SELECT relname FROM pg_class WHERE relforcerowsecurity AND relrowsecurity "
             "ORDER BY relname")).scalars().all()
-    assert forced == ["accounts", "audit_entries", "invitations", "metric_points",
-                      "notifications", "onboarding_progress"]
+    assert forced == ["accounts", "audit_entries", "invitations", "legal_holds", "metric_points",
+                      "notifications", "onboarding_progress", "privacy_request_practices",
+                      "restricted_records"]
 
 
 def test_set_context_inside_a_transaction_applies_at_once(two_practices, db):
