@@ -29,6 +29,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         health,
         inbox,
         inputs,
+        mfa,
         notifications,
         onboarding,
         openapi,
@@ -46,11 +47,12 @@ def create_app(settings: Settings, *, services: Services, background: Background
     context.init_app(app)  # first: the request id must exist before anything can fail
     app.before_request(inputs.reject_unusable_urls)
     authn.init_app(app)  # before the limiter: its key is the account once logged in
+    mfa.init_app(app)  # after authn: a session that owes its second factor reaches nothing else
     security.init_app(app, settings)
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
-                   settings_pages, openapi, audit_views):
+                   settings_pages, openapi, audit_views, mfa):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

@@ -48,6 +48,8 @@ class LoginResult:
     identity: Identity
     account: Account
     raw_session_id: str
+    # What the new session must do first (core.identity.mfa_policy.Gate), if anything.
+    gate: str | None = None
 
 
 def login(uow: UnitOfWork, settings: Settings, *, email: str, password: str) -> LoginResult:
@@ -91,7 +93,7 @@ def _start_session(uow: UnitOfWork, identity: Identity, account: Account, *,
         payload["second_factor"] = "to enrol" if gate == Gate.ENROL else "to prove"
     uow.record(EventType.USER_LOGIN, tenant_id=account.tenant_id, actor_account_id=account.id,
                subject=f"identity:{identity.id}", payload=payload)
-    return LoginResult(identity=identity, account=account, raw_session_id=raw)
+    return LoginResult(identity=identity, account=account, raw_session_id=raw, gate=gate)
 
 
 def _authenticate(uow: UnitOfWork, settings: Settings, email: str,
