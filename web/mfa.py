@@ -96,8 +96,15 @@ def _gate() -> ResponseReturnValue | None:
 
 
 def init_app(app: Flask) -> None:
-    """After web.authn (the session is loaded first)."""
+    """After web.authn (the session is loaded first, and its `me` for templates is set first:
+    a session that owes its second factor shows pages as to someone not logged in — no menu,
+    no bell, no notification stream — apart from its own way out)."""
     app.before_request(_gate)
+
+    @app.context_processor
+    def _gated_session_is_not_in_yet() -> dict[str, Any]:
+        view = current()
+        return {"me": None, "gated": view} if view is not None and view.gate else {}
 
 
 # -- log-in challenge --------------------------------------------------------------------------
