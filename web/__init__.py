@@ -34,6 +34,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         onboarding,
         openapi,
         pages,
+        passkeys,
         security,
     )
     from web import settings as settings_pages
@@ -52,7 +53,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
-                   settings_pages, openapi, audit_views, mfa):
+                   settings_pages, openapi, audit_views, mfa, passkeys):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

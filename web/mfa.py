@@ -68,9 +68,11 @@ def fresh_second_factor_required(view_fn: F) -> F:
 
 # What a session that owes its second factor may still reach (static files and health probes
 # never load a session at all: web.authn.SESSIONLESS_PATHS).
-OPEN_WHILE_CHALLENGED = frozenset({"mfa.challenge", "auth.logout", "static"})
+OPEN_WHILE_CHALLENGED = frozenset({"mfa.challenge", "passkeys.authentication_options",
+                                   "passkeys.authenticate", "auth.logout", "static"})
 OPEN_WHILE_ENROLLING = frozenset({"mfa.overview", "mfa.start_totp", "mfa.enrol_totp",
-                                  "mfa.recovery_codes", "auth.logout", "static"})
+                                  "mfa.recovery_codes", "passkeys.registration_options",
+                                  "passkeys.register", "auth.logout", "static"})
 
 
 def _gate() -> ResponseReturnValue | None:
@@ -215,6 +217,7 @@ def recovery_codes() -> ResponseReturnValue:
 @blueprint.post("/account/second-factor/<uuid:factor_id>/name")
 @login_required
 def rename(factor_id: Any) -> ResponseReturnValue:
+    mfa.own_factor(uow().session, me(), factor_id)  # another person's: not found
     form = FactorNameForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
@@ -227,8 +230,9 @@ def rename(factor_id: Any) -> ResponseReturnValue:
 
 @blueprint.post("/account/second-factor/<uuid:factor_id>/remove")
 @login_required
-@fresh_second_factor_required
 def remove(factor_id: Any) -> Response:
+    mfa.own_factor(uow().session, me(), factor_id)  # another person's: not found, no step-up
+    require_fresh_second_factor(uow().session, me())
     if ActionForm().validate_on_submit():
         mfa.remove_factor(uow(), me(), factor_id)
         flash("That second factor is removed. We e-mailed you a notice.", "success")

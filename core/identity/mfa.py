@@ -160,14 +160,14 @@ def confirm_totp(uow: UnitOfWork, settings: Settings, view: sessions.SessionView
     factor.confirmed_at = now
     factor.last_used_step = step
     factor.last_used_at = now
-    _record(uow, EventType.MFA_ENROLLED, view, kind=FactorKind.TOTP, name=factor.name)
-    _proven_now(session, view, "totp")
+    record_about(uow, EventType.MFA_ENROLLED, view, kind=FactorKind.TOTP, name=factor.name)
+    proven_now(session, view, "totp")
     return issue_recovery_codes(uow, view) if first else None
 
 
 def rename_factor(uow: UnitOfWork, view: sessions.SessionView, factor_id: uuid.UUID,
                   name: str) -> MfaFactor:
-    factor = _own_factor(uow.session, view, factor_id)
+    factor = own_factor(uow.session, view, factor_id)
     clean = " ".join((name or "").split())
     if not clean or len(clean) > 64:
         raise ValidationFailed({"name": "Give it a name of 1 to 64 characters."})
@@ -179,18 +179,18 @@ def remove_factor(uow: UnitOfWork, view: sessions.SessionView, factor_id: uuid.U
     """Remove one of your own factors (the caller has checked a fresh second factor). With the
     last one go the recovery codes: they recover a second factor there no longer is."""
     session = uow.session
-    factor = _own_factor(session, view, factor_id)
+    factor = own_factor(session, view, factor_id)
     session.delete(factor)
     session.flush()
     left = has_second_factor(session, view.identity_uuid)
     if not left:
         session.execute(sa.delete(RecoveryCode)
                         .where(RecoveryCode.identity_id == view.identity_uuid))
-    _record(uow, EventType.MFA_REMOVED, view, kind=factor.kind, name=factor.name,
+    record_about(uow, EventType.MFA_REMOVED, view, kind=factor.kind, name=factor.name,
             last=not left)
 
 
-def _own_factor(session: Session, view: sessions.SessionView,
+def own_factor(session: Session, view: sessions.SessionView,
                 factor_id: uuid.UUID) -> MfaFactor:
     factor = session.get(MfaFactor, factor_id)
     if factor is None or factor.identity_id != view.identity_uuid or factor.confirmed_at is None:
@@ -253,7 +253,7 @@ def _verify(uow: UnitOfWork, settings: Settings, view: sessions.SessionView, cod
         return Proof("recovery" if not re.fullmatch(r"\s*\d{6}\s*", code or "") else "totp")
     if reason != "locked":
         login.count_failure(uow, settings, identity)
-    _record(uow, EventType.MFA_FAILED, view, reason=reason, during=during)
+    record_about(uow, EventType.MFA_FAILED, view, reason=reason, during=during)
     uow.commit_before_refusing()  # the count, a lockout, the MFA_FAILED entry
     raise SecondFactorFailed()
 
@@ -294,7 +294,7 @@ def _try(uow: UnitOfWork, settings: Settings, view: sessions.SessionView, identi
     if used.rowcount != 1:  # type: ignore[attr-defined]
         return "wrong_code"
     left = recovery_codes_left(session, identity.id)
-    _record(uow, EventType.RECOVERY_CODE_USED, view, left=left)
+    record_about(uow, EventType.RECOVERY_CODE_USED, view, left=left)
     return None
 
 
@@ -305,16 +305,16 @@ def complete_login(uow: UnitOfWork, settings: Settings, view: sessions.SessionVi
     if view.gate != Gate.CHALLENGE:
         raise Forbidden("This session has no second factor to prove.")
     proof = _verify(uow, settings, view, code, during="login")
-    return _rotate(uow, view, factors=f"{view.factors} {proof.factor}", gate=None)
+    return rotate(uow, view, factors=f"{view.factors} {proof.factor}", gate=None)
 
 
 def step_up(uow: UnitOfWork, settings: Settings, view: sessions.SessionView, code: str) -> None:
     """Prove the second factor again, for a sensitive action (core.identity.stepup)."""
     proof = _verify(uow, settings, view, code, during="step_up")
-    _proven_now(uow.session, view, proof.factor)
+    proven_now(uow.session, view, proof.factor)
 
 
-def _proven_now(session: Session, view: sessions.SessionView, factor: str) -> None:
+def proven_now(session: Session, view: sessions.SessionView, factor: str) -> None:
     record = session.get(AuthSession, view.id_hash)
     if record is None:
         return
@@ -333,7 +333,7 @@ def _proven_now(session: Session, view: sessions.SessionView, factor: str) -> No
             other.gate = Gate.CHALLENGE if other.id_hash != view.id_hash else None
 
 
-def _rotate(uow: UnitOfWork, view: sessions.SessionView, *, factors: str,
+def rotate(uow: UnitOfWork, view: sessions.SessionView, *, factors: str,
             gate: str | None) -> str:
     session = uow.session
     identity = session.get(Identity, view.identity_uuid)
@@ -375,7 +375,7 @@ def reset_factors(uow: UnitOfWork, admin: Account, identity_id: uuid.UUID) -> Id
     return identity
 
 
-def _record(uow: UnitOfWork, type: EventType, view: sessions.SessionView,
+def record_about(uow: UnitOfWork, type: EventType, view: sessions.SessionView,
             **payload: object) -> None:
     uow.record(type, tenant_id=None, actor_account_id=view.account_uuid,
                subject=f"identity:{view.identity_id}", payload=dict(payload))

@@ -199,6 +199,8 @@ class MfaFactor(Base):
     credential_id: Mapped[str | None] = mapped_column(sa.String(1400), unique=True)
     public_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
     sign_count: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Passkeys: the person chose to log in with it alone, without their password.
+    passwordless: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime]
     # Unconfirmed until the first code is accepted: only confirmed factors count.
     confirmed_at: Mapped[datetime | None]

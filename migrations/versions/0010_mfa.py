@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("credential_id", sa.String(length=1400), nullable=True),
         sa.Column("public_key", sa.LargeBinary(), nullable=True),
         sa.Column("sign_count", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("passwordless", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("confirmed_at", UTCDateTime(), nullable=True),
         sa.Column("last_used_at", UTCDateTime(), nullable=True),
