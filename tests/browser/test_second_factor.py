@@ -112,7 +112,7 @@ def test_authenticator_app_and_recovery_codes(platform, open_tab, moved_clock) -
     expect(heading(ada.page)).to_have_text("Confirm it is you")
     _accessible(ada, "step-up", problems)
     ada.page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).at(clock.now()))
-    ada.page.get_by_role("button", name="Confirm").click()
+    ada.page.get_by_role("button", name="Confirm", exact=True).click()
     expect(heading(ada.page)).to_have_text("Change your password")
 
     # A recovery code works once.
