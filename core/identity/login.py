@@ -19,7 +19,7 @@ from core.errors import Forbidden, NotFound, Unauthenticated
 from core.events.types import EventType
 from core.identity import sessions
 from core.identity.directory import account_for, identity_by_email, landing_account
-from core.identity.mfa_policy import Gate, gate_for
+from core.identity.mfa_policy import Gate, gate_for, has_second_factor
 from core.identity.models import Account, Identity, Role
 from core.identity.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from core.mail.addresses import InvalidAddress, normalise_address
@@ -117,7 +117,10 @@ def _authenticate(uow: UnitOfWork, settings: Settings, email: str,
         raise NotVerified()
     if identity.password_hash and needs_rehash(identity.password_hash):
         identity.password_hash = hash_password(password)
-    clear_failures(identity)
+    if not has_second_factor(session, identity.id):
+        # With a second factor, the count goes on until that is proven too (core.identity.mfa):
+        # a known password must not reset the budget for guessing codes.
+        clear_failures(identity)
     account = landing_account(session, identity)
     if account is None:
         _record_failure(uow, email, identity)

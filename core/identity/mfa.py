@@ -250,6 +250,7 @@ def _verify(uow: UnitOfWork, settings: Settings, view: sessions.SessionView, cod
         raise NotFound("No such identity.")
     reason = "locked" if login.is_locked(identity) else _try(uow, settings, view, identity, code)
     if reason is None:
+        login.clear_failures(identity)  # both factors proven: the guessing budget starts again
         return Proof("recovery" if not re.fullmatch(r"\s*\d{6}\s*", code or "") else "totp")
     if reason != "locked":
         login.count_failure(uow, settings, identity)

@@ -176,6 +176,7 @@ def _proven_by(uow: UnitOfWork, settings: Settings, view: sessions.SessionView,
     elif not _assert(settings, factor, credential, challenge, user_verified=False):
         reason = "invalid_assertion"
     else:
+        login.clear_failures(identity)
         return factor
     if identity is not None and reason != "locked":
         login.count_failure(uow, settings, identity)

@@ -29,6 +29,7 @@ from tests.browser.steps import (
 )
 from tests.conftest import free_port
 from tests.support.apps import make_app
+from tests.support.flows import mail_titled
 from tests.support.workers import EmbeddedWorker
 
 pytestmark = pytest.mark.browser
@@ -81,7 +82,7 @@ TAMPERED_ANSWER = """async () => {
     + "===".slice((s.length + 3) % 4)), (c) => c.charCodeAt(0)).buffer;
   const t = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
     .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
-  const csrf = document.querySelector("[data-passkey]").dataset.csrf;
+  const csrf = document.querySelector('[data-passkey] input[name="csrf_token"]').value;
   const headers = {"Content-Type": "application/json", "X-CSRFToken": csrf,
                    Accept: "application/json"};
   const asked = await fetch("/api/passkeys/authentication/options", {method: "POST", headers,
@@ -117,7 +118,7 @@ def test_passkey_as_second_factor_and_alone(localhost_platform, open_tab) -> Non
     page.get_by_label("Also log in with this passkey alone").check()
     page.get_by_role("button", name="Add a passkey").click()
     expect(page.get_by_role("button", name="Remove Work laptop")).to_be_visible()
-    assert platform.last_mail_to(ADA)["Subject"] == "A second factor was added to your login"
+    mail_titled(platform, ADA, "A second factor was added to your login")
 
     # Password, then the passkey.
     log_out(ada)

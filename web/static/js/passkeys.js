@@ -27,7 +27,7 @@
       headers: {
         "Content-Type": "application/json",
         Accept: "application/json",
-        "X-CSRFToken": root.dataset.csrf,
+        "X-CSRFToken": root.querySelector('input[name="csrf_token"]').value,
       },
       body: JSON.stringify(body),
     });
