@@ -123,6 +123,8 @@ class TotpSetup:
 
 def totp_setup(settings: Settings, factor: MfaFactor, email: str) -> TotpSetup:
     secret = _secret(settings, factor)
+    if not secret:
+        raise EnrolmentExpired()  # encrypted under another key: start again
     return TotpSetup(secret=secret,
                      uri=pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER))
 

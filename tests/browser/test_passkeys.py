@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -104,7 +105,21 @@ TAMPERED_ANSWER = """async () => {
 }"""
 
 
-def test_passkey_as_second_factor_and_alone(localhost_platform, open_tab) -> None:
+@pytest.fixture
+def moved_clock():
+    """The server runs in this process: moving the platform's clock moves it for the server."""
+    real = clock.now
+    offset = [timedelta(0)]
+    clock.now = lambda: real() + offset[0]
+
+    def advance(delta: timedelta) -> None:
+        offset[0] += delta
+
+    yield advance
+    clock.now = real
+
+
+def test_passkey_as_second_factor_and_alone(localhost_platform, open_tab, moved_clock) -> None:
     platform = localhost_platform
     ada = open_tab()
     sign_up_verified_therapist(ada, platform, practice=HARBOUR, name="Dr Ada Lovelace",
@@ -132,6 +147,13 @@ def test_passkey_as_second_factor_and_alone(localhost_platform, open_tab) -> Non
     ada.goto("/login")
     page.get_by_role("button", name="Use a passkey instead of a password").click()
     expect_therapist_dashboard(ada, HARBOUR)
+
+    # Step-up with the passkey, eleven minutes on.
+    moved_clock(timedelta(minutes=11))
+    ada.goto("/account/password")
+    expect(heading(page)).to_have_text("Confirm it is you")
+    page.get_by_role("button", name="Confirm with a passkey").click()
+    expect(heading(page)).to_have_text("Change your password")
 
     # Grace has a second factor of her own. A tampered client in Ada's browser answers
     # Grace's challenge with Ada's passkey: refused, counted and audited.

@@ -17,6 +17,7 @@ from tests.support.flows import (
     PASSWORD,
     complete_onboarding,
     confirm,
+    csrf_token,
     link_in,
     login,
     logout,
@@ -290,3 +291,41 @@ def test_an_admin_resets_a_persons_factors(platform):
         notice.get_body(("plain",)).get_content()
     removed = [e for e in platform.rows(AuditEntry) if e.type == "MFA_REMOVED"]
     assert removed and removed[-1].details["by"] == "admin"
+
+
+def test_passkey_endpoints_refuse_bad_input_with_an_error_envelope(platform):
+    client = platform.client()
+    _verified_therapist(platform, client)
+    headers = {"X-CSRFToken": csrf_token(client, "/account/second-factor"),
+               "Accept": "application/json"}
+
+    def post(path, body):
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code < 500, (path, body, response.status_code)
+        return response
+
+    def refused(response, status, code):
+        assert response.status_code == status, response.get_data(as_text=True)
+        error = response.get_json()["error"]
+        assert error["code"] == code and error["message"]
+
+    assert "challenge" in post("/api/passkeys/registration/options", {}).get_json()["options"]
+    refused(post("/api/passkeys/registration", {"credential": {"id": 1}, "name": "Laptop"}),
+            422, "invalid")
+    # The challenge was used up by that answer.
+    refused(post("/api/passkeys/registration", {"credential": {}, "name": "Laptop"}),
+            400, "no_challenge")
+    post("/api/passkeys/registration/options", {})
+    refused(post("/api/passkeys/registration", {"credential": "junk", "name": ["x"]}),
+            422, "invalid")
+    refused(post("/api/passkeys/authentication/options", {"purpose": "bogus"}),
+            400, "bad_request")
+    refused(post("/api/passkeys/authentication/options", {"purpose": "second_factor"}),
+            400, "wrong_purpose")  # this session owes no second factor
+    assert post("/api/passkeys/authentication/options", {"purpose": "login"}).status_code == 200
+    refused(post("/api/passkeys/authentication", {"purpose": "login",
+                                                  "credential": {"rawId": 5}}),
+            401, "unauthorized")
+    refused(client.post("/api/passkeys/authentication", data="not json", headers=headers),
+            400, "bad_request")
+    assert platform.rows(MfaFactor) == []
