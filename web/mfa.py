@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from core.audit import queries as audit_queries
 from core.identity import mfa, mfa_policy, sessions
 from core.identity.directory import identity_by_email
 from core.identity.mfa_policy import Gate
@@ -28,7 +29,7 @@ from core.mail.addresses import InvalidAddress, normalise_address
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 from web.authn import begin_session, current, end_session_cookie, login_required, me, role_required
-from web.context import settings, uow
+from web.context import services, settings, uow
 from web.errors import error_response, step_up_return_path, wants_json
 from web.forms import (
     ActionForm,
@@ -165,7 +166,8 @@ def overview() -> str:
         "mfa/overview.html", factors=mfa.factors_of(session, view.identity_uuid),
         codes_left=mfa.recovery_codes_left(session, view.identity_uuid),
         action_form=ActionForm(), enrolling=view.gate == Gate.ENROL,
-        step_up_fresh=second_factor_is_fresh(view))
+        activity=audit_queries.cached_security_activity(session, services().regions,
+                                                        view.identity_uuid))
 
 
 @blueprint.post("/account/second-factor/app")

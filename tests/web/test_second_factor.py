@@ -121,6 +121,10 @@ def test_enrolled_therapist_logs_in_with_password_and_code(platform, moved_clock
     assert session.gate is None
     assert [f["reason"] for f in _failures(platform)] == ["wrong_code"]
     assert "MFA_ENROLLED" in _types(platform)
+    # The person's own security history shows both, and the session how it was made.
+    history = client.get("/account/second-factor").get_data(as_text=True)
+    assert "Second factor added" in history and "Wrong second-factor code" in history
+    assert "password + authenticator app" in client.get("/account/sessions").get_data(as_text=True)
 
 
 def test_a_used_code_is_refused_within_its_window_and_audited(platform, moved_clock):
