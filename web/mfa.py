@@ -20,12 +20,11 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from core.audit import queries as audit_queries
-from core.identity import mfa, mfa_policy, sessions
-from core.identity.directory import identity_by_email
+from core.identity import mfa, mfa_policy, mfa_reset, sessions
+from core.identity import recovery_codes as codes_of
 from core.identity.mfa_policy import Gate
 from core.identity.models import Account, Role
 from core.identity.stepup import require_fresh_second_factor, second_factor_is_fresh
-from core.mail.addresses import InvalidAddress, normalise_address
 from core.tenancy.guard import owned
 from core.tenancy.models import Tenant
 from web.authn import begin_session, current, end_session_cookie, login_required, me, role_required
@@ -164,7 +163,7 @@ def overview() -> str:
     session = uow().session
     return render_template(
         "mfa/overview.html", factors=mfa.factors_of(session, view.identity_uuid),
-        codes_left=mfa.recovery_codes_left(session, view.identity_uuid),
+        codes_left=codes_of.left(session, view.identity_uuid),
         action_form=ActionForm(), enrolling=view.gate == Gate.ENROL,
         activity=audit_queries.cached_security_activity(session, services().regions,
                                                         view.identity_uuid))
@@ -212,7 +211,7 @@ def enrol_totp() -> ResponseReturnValue:
 def recovery_codes() -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         return redirect(url_for("mfa.overview"))
-    codes = mfa.issue_recovery_codes(uow(), me())
+    codes = codes_of.issue(uow(), me())
     return render_template("mfa/recovery_codes.html", codes=codes, first=False)
 
 
@@ -271,17 +270,9 @@ def admin_reset() -> ResponseReturnValue:
     form = ResetFactorsForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
-            try:
-                address = normalise_address(form.email.data or "")
-            except InvalidAddress:
-                address = ""
-            identity = identity_by_email(uow().session, address) if address else None
-            if identity is None:
-                form.email.errors = [*form.email.errors, "No login has that e-mail address."]
-            else:
-                admin = owned(uow().session, Account, me().account_uuid)
-                mfa.reset_factors(uow(), admin, identity.id)
-                flash(f"Every second factor of {identity.email} is removed, their sessions "
-                      "are logged out, and they are told by e-mail.", "success")
-                return redirect(url_for("mfa.admin_reset"))
+            admin = owned(uow().session, Account, me().account_uuid)
+            identity = mfa_reset.reset_factors(uow(), admin, form.email.data or "")
+            flash(f"Every second factor of {identity.email} is removed, their sessions are "
+                  "logged out, and they are told by e-mail.", "success")
+            return redirect(url_for("mfa.admin_reset"))
     return render_form("mfa/admin_reset.html", form)

@@ -4,8 +4,8 @@ prove them.
 * A TOTP secret is stored encrypted (Fernet, `Settings.mfa_key`); a factor counts once its first
   code is accepted. A code is accepted once: the time step it belongs to is kept, and a code of
   that step or an earlier one is a replay.
-* Ten recovery codes, shown once, stored as SHA-256 digests (they are random, ~50 bits each, so
-  a fast digest is enough); each works once, and using one e-mails the owner.
+* Recovery codes (core.identity.recovery_codes) stand in for a lost factor, once each; using
+  one e-mails the owner.
 * A wrong code counts towards the same lockout as a wrong password (core.identity.login), is
   recorded as MFA_FAILED, and the count is kept although the request is refused.
 * Proving a factor at log-in rotates the session id; proving it again later (step-up) notes the
@@ -14,10 +14,8 @@ prove them.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,27 +28,23 @@ from sqlalchemy.orm import Session
 
 from core import clock
 from core.config import Settings
-from core.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from core.errors import Forbidden, NotFound, Unauthenticated, ValidationFailed
 from core.events.types import EventType
-from core.identity import login, sessions
+from core.identity import login, recovery_codes, sessions
 from core.identity.directory import account_for
 from core.identity.mfa_policy import Gate, has_second_factor
 from core.identity.models import (
-    Account,
     AuthSession,
     FactorKind,
     Identity,
     MfaFactor,
     RecoveryCode,
-    Role,
 )
 from core.scoping import within_tenant
 from core.text import storable_text
 from core.uow import UnitOfWork
 
 ISSUER = "Practice Platform"
-RECOVERY_CODES = 10
-_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud, typed
 TOTP_PERIOD = 30
 # A gated session (a password, no second factor yet) lasts this long before it must start over.
 CHALLENGE_LIFETIME = timedelta(minutes=10)
@@ -97,13 +91,6 @@ def factors_of(session: Session, identity_id: uuid.UUID) -> Sequence[MfaFactor]:
                                    MfaFactor.confirmed_at.is_not(None))
         .order_by(MfaFactor.created_at)
     ).scalars().all()
-
-
-def recovery_codes_left(session: Session, identity_id: uuid.UUID) -> int:
-    return session.execute(
-        sa.select(sa.func.count()).select_from(RecoveryCode)
-        .where(RecoveryCode.identity_id == identity_id, RecoveryCode.used_at.is_(None))
-    ).scalar_one()
 
 
 def pending_totp(session: Session, identity_id: uuid.UUID) -> MfaFactor | None:
@@ -164,7 +151,7 @@ def confirm_totp(uow: UnitOfWork, settings: Settings, view: sessions.SessionView
     factor.last_used_at = now
     record_about(uow, EventType.MFA_ENROLLED, view, kind=FactorKind.TOTP, name=factor.name)
     proven_now(session, view, "totp")
-    return issue_recovery_codes(uow, view) if first else None
+    return recovery_codes.issue(uow, view) if first else None
 
 
 def rename_factor(uow: UnitOfWork, view: sessions.SessionView, factor_id: uuid.UUID,
@@ -198,34 +185,6 @@ def own_factor(session: Session, view: sessions.SessionView,
     if factor is None or factor.identity_id != view.identity_uuid or factor.confirmed_at is None:
         raise NotFound("No such second factor.")  # another person's is simply not found
     return factor
-
-
-# -- recovery codes ----------------------------------------------------------------------------
-
-def _normalise(code: str) -> str:
-    return re.sub(r"[\s-]", "", (code or "").lower())
-
-
-def _digest(code: str) -> str:
-    return hashlib.sha256(_normalise(code).encode()).hexdigest()
-
-
-def _new_recovery_code() -> str:
-    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(10))
-    return f"{raw[:5]}-{raw[5:]}"
-
-
-def issue_recovery_codes(uow: UnitOfWork, view: sessions.SessionView) -> list[str]:
-    """Ten new codes; the old ones stop working. The codes exist only in the answer."""
-    session = uow.session
-    if not has_second_factor(session, view.identity_uuid):
-        raise Conflict("Set up a second factor first: recovery codes stand in for it.")
-    session.execute(sa.delete(RecoveryCode).where(RecoveryCode.identity_id == view.identity_uuid))
-    codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
-    now = clock.now()
-    session.add_all(RecoveryCode(id=uuid.uuid4(), identity_id=view.identity_uuid,
-                                 code_hash=_digest(code), created_at=now) for code in codes)
-    return codes
 
 
 # -- proving a factor --------------------------------------------------------------------------
@@ -285,18 +244,9 @@ def _try(uow: UnitOfWork, settings: Settings, view: sessions.SessionView, identi
             factor.last_used_at = clock.now()
             return None
         return "replay" if replayed else "wrong_code"
-    digest = _digest(code)
-    if len(_normalise(code)) != 10:
+    left = recovery_codes.use(session, identity.id, code)
+    if left is None:
         return "wrong_code"
-    used = session.execute(
-        sa.update(RecoveryCode)
-        .where(RecoveryCode.identity_id == identity.id, RecoveryCode.code_hash == digest,
-               RecoveryCode.used_at.is_(None))
-        .values(used_at=clock.now())
-    )
-    if used.rowcount != 1:  # type: ignore[attr-defined]
-        return "wrong_code"
-    left = recovery_codes_left(session, identity.id)
     record_about(uow, EventType.RECOVERY_CODE_USED, view, left=left)
     return None
 
@@ -354,28 +304,6 @@ def rotate(uow: UnitOfWork, view: sessions.SessionView, *, factors: str,
 def challenge_expired(view: sessions.SessionView) -> bool:
     return (view.gate == Gate.CHALLENGE
             and clock.now() - datetime.fromisoformat(view.created_at) > CHALLENGE_LIFETIME)
-
-
-# -- an admin's reset --------------------------------------------------------------------------
-
-def reset_factors(uow: UnitOfWork, admin: Account, identity_id: uuid.UUID) -> Identity:
-    """A platform admin removes every second factor of a person who lost theirs (after
-    checking who they are, outside the platform). Their sessions end; they are told by e-mail;
-    a policy that applies to them leads them to enrol again at their next log-in."""
-    if admin.role != Role.ADMIN:
-        raise Forbidden("Only platform admins can reset a person's second factors.")
-    session = uow.session
-    identity = session.get(Identity, identity_id)
-    if identity is None:
-        raise NotFound("No such identity.")
-    removed = session.execute(sa.delete(MfaFactor).where(MfaFactor.identity_id == identity_id))
-    session.execute(sa.delete(RecoveryCode).where(RecoveryCode.identity_id == identity_id))
-    sessions.end_all(session, identity_id, "factors_reset")
-    uow.record(EventType.MFA_REMOVED, actor_account_id=admin.id,
-               subject=f"identity:{identity_id}",
-               payload={"by": "admin", "count": removed.rowcount,  # type: ignore[attr-defined]
-                        "last": True})
-    return identity
 
 
 def record_about(uow: UnitOfWork, type: EventType, view: sessions.SessionView,

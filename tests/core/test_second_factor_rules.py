@@ -10,7 +10,7 @@ import pytest
 
 from core import clock
 from core.errors import Forbidden, ValidationFailed
-from core.identity import login, mfa, mfa_policy, stepup
+from core.identity import login, mfa, mfa_policy, recovery_codes, stepup
 from core.identity.directory import account_for, identity_by_email
 from core.identity.mfa_policy import Gate
 from core.identity.models import MfaFactor, Role
@@ -81,7 +81,7 @@ def _enrolled(db, settings, email: str) -> tuple[SessionView, str]:
         secret = mfa.totp_setup(settings, factor, email).secret
         codes = mfa.confirm_totp(uow, settings, view, pyotp.TOTP(secret).at(clock.now()))
         uow.commit()
-    assert codes is not None and len(codes) == mfa.RECOVERY_CODES
+    assert codes is not None and len(codes) == recovery_codes.COUNT
     return view, secret
 
 
