@@ -333,3 +333,21 @@ def test_passkey_endpoints_refuse_bad_input_with_an_error_envelope(platform):
     refused(client.post("/api/passkeys/authentication", data="not json", headers=headers),
             400, "bad_request")
     assert platform.rows(MfaFactor) == []
+
+
+def test_a_reset_link_does_not_stand_in_for_the_second_factor(platform, moved_clock):
+    client = platform.client()
+    _verified_therapist(platform, client)
+    secret, _ = _enrol_app(client)
+    post_form(platform.client(), "/forgot-password", {"email": THERAPIST})
+    link = link_in(mail_titled(platform, THERAPIST, "Reset your password"), "/reset-password/")
+    resetter = platform.client()
+    done = post_form(resetter, link, {"password": "a brand new long passphrase"}, page=link)
+    assert done.status_code == 302
+    gated = resetter.get("/therapist")
+    assert gated.status_code == 302 and "/login/second-factor" in gated.location
+    moved_clock(timedelta(seconds=60))
+    assert _answer(resetter, _code(secret)).status_code == 302
+    assert resetter.get("/therapist").status_code == 200
+    [session] = [s for s in platform.rows(AuthSession) if s.revoked_at is None]
+    assert session.factors == "link totp"
