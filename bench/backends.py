@@ -7,6 +7,7 @@ TLS-terminating proxy in front.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -67,6 +68,7 @@ def platform_env(instance_path: Path, backends: Backends = BENCH) -> dict[str, s
         "DATABASE_URL": backends.database_url,
         "REDIS_URL": backends.redis_url,
         "SECRET_KEY": secrets.token_hex(24),
+        "MFA_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         # The limiter stays in the request path (its Redis round trip is part of the cost) but
         # never rejects: not pages before login, nor logged-in requests (limited per account),
         # nor the log-in form posts (limited per address).

@@ -8,6 +8,8 @@ without the real ones.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -134,6 +136,12 @@ class Settings:
     metrics_token: str = ""
     # Workers' Prometheus exposition port (0: none).
     worker_metrics_port: int = 0
+    # Encrypts TOTP secrets at rest (a Fernet key); derived from SECRET_KEY unless production.
+    mfa_encryption_key: str = ""
+    # Passkeys: the relying party's id (a domain) and the origin browsers report; both come
+    # from PUBLIC_URL when unset.
+    webauthn_rp_id: str = ""
+    webauthn_origin: str = ""
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -155,6 +163,26 @@ class Settings:
         if self.audit_signing_key:
             return self.audit_signing_key.encode()
         return hmac.new(self.secret_key.encode(), b"audit-checkpoints", hashlib.sha256).digest()
+
+    @property
+    def mfa_key(self) -> bytes:
+        """The Fernet key for TOTP secrets: MFA_ENCRYPTION_KEY, else (never in production) one
+        derived from SECRET_KEY, as the audit signing key is."""
+        if self.mfa_encryption_key:
+            return self.mfa_encryption_key.encode()
+        derived = hmac.new(self.secret_key.encode(), b"mfa-secrets", hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(derived)
+
+    @property
+    def rp_id(self) -> str:
+        return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "localhost")
+
+    @property
+    def rp_origin(self) -> str:
+        if self.webauthn_origin:
+            return self.webauthn_origin
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -208,6 +236,9 @@ class Settings:
             raise ConfigError("AUDIT_SINK_URL is https://, so AUDIT_SINK_SECRET (16+ characters) "
                               "is needed to sign its batches")
         storage_url = _url("STORAGE_URL", env.get("STORAGE_URL"), ("s3", "file"))
+        mfa_encryption_key = (env.get("MFA_ENCRYPTION_KEY") or "").strip()
+        if mfa_encryption_key or production:
+            _check_fernet_key(mfa_encryption_key)
 
         return cls(
             app_env=app_env,
@@ -286,6 +317,9 @@ class Settings:
                                            minimum=1),
             metrics_token=(env.get("METRICS_TOKEN") or "").strip(),
             worker_metrics_port=_int("WORKER_METRICS_PORT", env.get("WORKER_METRICS_PORT", "0")),
+            mfa_encryption_key=mfa_encryption_key,
+            webauthn_rp_id=(env.get("WEBAUTHN_RP_ID") or "").strip(),
+            webauthn_origin=(env.get("WEBAUTHN_ORIGIN") or "").strip().rstrip("/"),
         )
 
 
@@ -303,6 +337,21 @@ def _require_production_backends(database_url: str, redis_url: str | None, secre
                           "'import secrets; print(secrets.token_urlsafe(48))')")
     if len(secret) < 32:
         raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+
+
+def _check_fernet_key(key: str) -> None:
+    """Production needs MFA_ENCRYPTION_KEY (a lost or changed key makes every enrolled
+    authenticator app unusable, so it is never derived there); any key given must be one."""
+    hint = ("MFA_ENCRYPTION_KEY must be a Fernet key (python -c 'from cryptography.fernet "
+            "import Fernet; print(Fernet.generate_key().decode())')")
+    if not key:
+        raise ConfigError(f"APP_ENV=production needs MFA_ENCRYPTION_KEY. {hint}")
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(hint)
 
 
 def _development_secret(instance_path: Path) -> str:

@@ -31,10 +31,12 @@ def create_app(settings: Settings, *, services: Services, background: Background
         inbox,
         inputs,
         metrics,
+        mfa,
         notifications,
         onboarding,
         openapi,
         pages,
+        passkeys,
         privacy,
         prometheus,
         security,
@@ -50,12 +52,13 @@ def create_app(settings: Settings, *, services: Services, background: Background
     context.init_app(app)  # first: the request id must exist before anything can fail
     app.before_request(inputs.reject_unusable_urls)
     authn.init_app(app)  # before the limiter: its key is the account once logged in
+    mfa.init_app(app)  # after authn: a session that owes its second factor reaches nothing else
     security.init_app(app, settings)
     errors.init_app(app)
     display.init_app(app)
     for module in (pages, health, auth, dashboards, account, notifications, onboarding, inbox,
                    settings_pages, openapi, audit_views, metrics, prometheus,
-                   health_page, privacy):
+                   health_page, privacy, mfa, passkeys):
         app.register_blueprint(module.blueprint)
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)

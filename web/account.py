@@ -10,6 +10,7 @@ from core.identity import credentials, sessions
 from web.authn import login_required, me
 from web.context import services, uow
 from web.forms import ActionForm, ChangePasswordForm, errors_shown_on, render_form
+from web.mfa import fresh_second_factor_required
 from web.useragent import describe
 
 blueprint = Blueprint("account", __name__, url_prefix="/account")
@@ -45,6 +46,7 @@ def revoke_other_sessions() -> Response:
 
 @blueprint.route("/password", methods=["GET", "POST"])
 @login_required
+@fresh_second_factor_required
 def change_password() -> ResponseReturnValue:
     form = ChangePasswordForm()
     if form.validate_on_submit():

@@ -35,6 +35,7 @@ from core.scoping import set_context
 from web.authn import login_required, me, role_required
 from web.context import request_tenant, services, settings, uow
 from web.forms import ActionForm
+from web.mfa import fresh_second_factor_required
 
 blueprint = Blueprint("audit", __name__)
 
@@ -138,6 +139,7 @@ def _routes(area: str, role: Role) -> None:
     def entry(entry_id: int) -> str:
         return _entry(area, entry_id)
 
+    @fresh_second_factor_required  # an export of data: a fresh second factor first
     def export() -> ResponseReturnValue:
         return _export(area)
 

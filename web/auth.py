@@ -13,7 +13,8 @@ from werkzeug.wrappers import Response
 
 from core.identity import credentials, invitations, login, signup, tokens
 from core.identity.directory import identity_by_email
-from core.identity.models import Role, TokenPurpose
+from core.identity.mfa_policy import Gate
+from core.identity.models import Identity, Role, TokenPurpose
 from core.identity.sessions import SessionView
 from core.tenancy.models import Tenant
 from web.authn import begin_session, current, end_session_cookie, login_required, me
@@ -44,6 +45,11 @@ def _dashboard() -> Response:
 
 def _check_email(reason: str) -> str:
     return render_template("auth/check_email.html", reason=reason)
+
+
+def _logged_in(identity: Identity) -> str:
+    """A link proved the address: a session (gated, for a person with a second factor)."""
+    return login.log_in_verified(uow(), identity, settings=settings()).raw_session_id
 
 
 def _move_into(view: SessionView, role: str) -> None:
@@ -150,7 +156,7 @@ def accept_invitation(token: str) -> ResponseReturnValue:
                     uow(), token, display_name=form.display_name.data or "",
                     password=form.password.data or "")
                 identity = login.identity_of(session, account.identity_id)
-                begin_session(login.log_in_verified(uow(), identity).raw_session_id)
+                begin_session(_logged_in(identity))
             flash(f"Welcome to {tenant.name if tenant else 'your practice'}.", "success")
             return _dashboard()
     return render_form("auth/invitation.html", form, invitation=invitation, tenant=tenant)
@@ -187,7 +193,12 @@ def login_page() -> ResponseReturnValue:
             result = login.login(uow(), settings(), email=form.email.data or "",
                                  password=form.password.data or "")
             begin_session(result.raw_session_id)
-            return redirect(safe_next_path(form.next.data) or url_for("dashboards.dashboard"))
+            next_path = safe_next_path(form.next.data)
+            if result.gate == Gate.CHALLENGE:
+                return redirect(url_for("mfa.challenge", next=next_path))
+            if result.gate == Gate.ENROL:
+                return redirect(url_for("mfa.overview"))
+            return redirect(next_path or url_for("dashboards.dashboard"))
     return render_form("auth/login.html", form)
 
 
@@ -226,7 +237,7 @@ def verify_email(token: str) -> ResponseReturnValue:
                       "This confirmation link is not valid any more. Log in to get a new one.")
         return render_template("auth/verify_email.html", form=form)
     identity = credentials.verify_email(uow(), token)
-    begin_session(login.log_in_verified(uow(), identity).raw_session_id)
+    begin_session(_logged_in(identity))
     flash("Thank you, your e-mail address is confirmed.", "success")
     return _dashboard()
 
@@ -262,7 +273,7 @@ def _new_password(token: str, purpose: TokenPurpose) -> ResponseReturnValue:
         with errors_shown_on(form):
             identity = credentials.reset_password(uow(), token,
                                                   form.password.data or "", purpose)
-            begin_session(login.log_in_verified(uow(), identity).raw_session_id)
+            begin_session(_logged_in(identity))
             flash("Your new password is set, and every other session was logged out.",
                   "success")
             return _dashboard()

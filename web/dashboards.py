@@ -28,6 +28,7 @@ from web.forms import (
     form_status,
     refusal_flashed,
 )
+from web.mfa import fresh_second_factor_required
 from web.onboarding import detour, unfinished_stage
 
 blueprint = Blueprint("dashboards", __name__)
@@ -248,6 +249,7 @@ def admin_practice(tenant_id: uuid.UUID) -> tuple[str, int]:
 
 @blueprint.post("/admin/practices/<uuid:tenant_id>/limits")
 @role_required(Role.ADMIN)
+@fresh_second_factor_required
 def set_practice_limit(tenant_id: uuid.UUID) -> ResponseReturnValue:
     """A platform admin sets the practice's requests per minute (empty: its plan's)."""
     form = PracticeLimitForm()
@@ -264,6 +266,7 @@ def set_practice_limit(tenant_id: uuid.UUID) -> ResponseReturnValue:
 
 @blueprint.post("/admin/identities/<uuid:identity_id>/unlock")
 @role_required(Role.ADMIN)
+@fresh_second_factor_required
 def unlock(identity_id: uuid.UUID) -> Response:
     if ActionForm().validate_on_submit():
         identity = login.unlock(uow(), _account(), identity_id)

@@ -7,9 +7,10 @@ A database that cannot be reached is a 503 with `Retry-After`, logged as one war
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
@@ -26,8 +27,10 @@ from core.errors import (
     ValidationFailed,
 )
 from core.events.types import EventType
+from core.identity.stepup import StepUpRequired
 from core.tenancy.guard import OutsideTenant
 from web.audit import record_security
+from web.redirects import safe_next_path
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +158,8 @@ def _domain_error(error: DomainError) -> Response:
     message (and, for API clients, its details: field errors, the server's copy …)."""
     if isinstance(error, OutsideTenant):
         record_security(EventType.ACCESS_DENIED, reason="tenant", subject=error.subject)
+    if isinstance(error, StepUpRequired):
+        return _step_up(error)
     status = status_for(error)
     headers = ({"Retry-After": str(error.retry_after_seconds)}
                if isinstance(error, RateLimited) else None)
@@ -162,6 +167,27 @@ def _domain_error(error: DomainError) -> Response:
     if isinstance(error, ValidationFailed) and not wants_json():
         message = " ".join(error.errors.values())  # a page reads better without field names
     return error_response(status, message, headers=headers, **error.details())
+
+
+def _step_up(error: StepUpRequired) -> Response:
+    """A sensitive action without a fresh second factor: refused (and audited), then the
+    step-up page, which returns to where the person was."""
+    record_security(EventType.ACCESS_DENIED, reason="step_up")
+    if wants_json():
+        return error_response(403, str(error), code="step_up_required")
+    return Response(status=302,
+                    headers={"Location": url_for("mfa.step_up", next=step_up_return_path())})
+
+
+def step_up_return_path() -> str | None:
+    """Where the step-up page sends the person back to: this page for a GET; for a form's POST,
+    the page the form was on (a POST cannot be replayed by a redirect)."""
+    if request.method == "GET":
+        return safe_next_path(request.full_path.rstrip("?"))
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc and referrer.netloc != request.host:
+        return None
+    return safe_next_path(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
 def _collision(error: sa.exc.IntegrityError) -> Response:

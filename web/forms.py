@@ -154,3 +154,24 @@ def _apply(form: FlaskForm, refused: DomainError) -> None:
             target.errors = [*list(target.errors), message]
         else:
             form.form_errors.append(message)
+
+
+# -- a second factor (web.mfa) ------------------------------------------------------------------
+
+class SecondFactorForm(FlaskForm):
+    code = StringField("Code", [InputRequired("Enter the code."), Length(max=64)])
+    next = HiddenField()
+
+
+class FactorNameForm(FlaskForm):
+    name = StringField("Name", [InputRequired("Give it a name."), Length(max=500)])
+
+
+class SecondFactorPolicyForm(FlaskForm):
+    policy = StringField("Who needs a second factor",
+                         [AnyOf(["none", "therapists", "everyone"],
+                                message="Choose who needs a second factor.")])
+
+
+class ResetFactorsForm(FlaskForm):
+    email = EmailField("The person's e-mail address", EMAIL)

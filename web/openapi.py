@@ -118,6 +118,28 @@ SCHEMAS: dict[str, Schema] = {
                                        "remaining": {"type": "integer", "minimum": 0},
                                        "reset": {"type": "integer", "description": "epoch s"},
                                        "window_seconds": {"type": "integer"}}}}),
+    "PasskeyOptions": _object(["options"], options={
+        "type": "object", "description": "for navigator.credentials.create or .get, as JSON "
+        "(binary values base64url-encoded)"}),
+    "PasskeyRegistration": _object(
+        ["credential", "name"],
+        credential={"type": "object", "description": "the browser's PublicKeyCredential, "
+                    "binary values base64url-encoded"},
+        name={"type": "string", "minLength": 1, "maxLength": 64},
+        passwordless={"type": "boolean", "description": "log in with it alone"}),
+    "PasskeyRegistered": _object(["id", "redirect"], id={"type": "string", "format": "uuid"},
+                                 redirect={"type": "string"}),
+    "PasskeyPurpose": _object(["purpose"], purpose={
+        "type": "string", "enum": ["second_factor", "step_up", "login"],
+        "description": "second_factor: a session that owes it; step_up: a logged-in one; "
+        "login: a passwordless log-in"}),
+    "PasskeyAssertion": _object(
+        ["purpose", "credential"],
+        purpose={"type": "string", "enum": ["second_factor", "step_up", "login"]},
+        credential={"type": "object", "description": "the browser's PublicKeyCredential, "
+                    "binary values base64url-encoded"},
+        next={"type": "string", "description": "a same-site path to go to after"}),
+    "Redirect": _object(["redirect"], redirect={"type": "string"}),
 }
 
 # What every answer under /api/ may be besides its own: a NUL in the address is a 400, the
@@ -125,7 +147,9 @@ SCHEMAS: dict[str, Schema] = {
 ERRORS = {
     400: "malformed request (a NUL in the address, a body that is not JSON, a missing or "
          "forged CSRF token: code csrf_failed)",
-    401: "not logged in",
+    401: "not logged in, or (passkeys) the passkey was refused",
+    403: "forbidden: a session that still owes its second factor (code "
+         "second_factor_required) or a fresh one (code step_up_required)",
     404: "nothing for this account",
     409: "changed in the meantime: `current` holds the newer version",
     413: "body larger than 1 MiB",
@@ -249,6 +273,22 @@ OPERATIONS: tuple[Operation, ...] = (
               "55 s, EventSource reconnects", ok={"type": "string"}, ok_type="text/event-stream",
               errors=(400, 401, 429, 503), security=(SESSION,),
               parameters=(AFTER, LAST_EVENT_ID)),
+    Operation("post", "/api/passkeys/registration/options", "passkeyRegistrationOptions",
+              "Options to create a passkey for this person (the challenge lasts 5 minutes)",
+              ok=_ref("PasskeyOptions"), errors=(400, 401, 403, 429, 503),
+              security=({**SESSION, **CSRF},)),
+    Operation("post", "/api/passkeys/registration", "registerPasskey",
+              "The new passkey, as the browser created it for the last options",
+              ok=_ref("PasskeyRegistered"), errors=(400, 401, 403, 409, 413, 422, 429, 503),
+              security=({**SESSION, **CSRF},), body=_ref("PasskeyRegistration")),
+    Operation("post", "/api/passkeys/authentication/options", "passkeyAuthenticationOptions",
+              "Options to prove a second factor, step up, or log in with a passkey",
+              ok=_ref("PasskeyOptions"), errors=(400, 413, 429, 503), security=(CSRF,),
+              body=_ref("PasskeyPurpose")),
+    Operation("post", "/api/passkeys/authentication", "authenticateWithPasskey",
+              "The browser's answer to the last options; where to go next",
+              ok=_ref("Redirect"), errors=(400, 401, 403, 413, 422, 429, 503),
+              security=(CSRF,), body=_ref("PasskeyAssertion")),
 )
 
 

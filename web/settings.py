@@ -25,6 +25,7 @@ from web.forms import (
     errors_shown_on,
     form_status,
 )
+from web.mfa import fresh_second_factor_required
 from web.security import auth_rate_limited
 
 blueprint = Blueprint("settings", __name__)
@@ -89,6 +90,7 @@ def update_profile() -> ResponseReturnValue:
 
 @blueprint.post("/settings/email")
 @login_required
+@fresh_second_factor_required
 def change_email() -> ResponseReturnValue:
     form = EmailChangeForm()
     if form.validate_on_submit():

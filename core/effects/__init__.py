@@ -11,7 +11,7 @@ from core.audit.exports import write_audit_export
 from core.audit.integrity import alert_admins_of_audit_failure
 from core.config import Settings
 from core.effects import onboarding
-from core.identity import mails
+from core.identity import mails, mfa_mails
 from core.mail.test_email import send_test_email
 from core.monitoring.alerts import email_admins_of_health, notify_admins_of_health
 from core.notifications.handlers import (
@@ -33,6 +33,9 @@ HANDLERS: tuple[Handler, ...] = (
     mails.send_set_password_email,
     mails.send_email_change_link,
     mails.send_email_changed_notice,
+    mfa_mails.send_mfa_enrolled_email,
+    mfa_mails.send_mfa_removed_email,
+    mfa_mails.send_recovery_code_used_email,
     onboarding.send_welcome_email,
     onboarding.send_onboarding_reminder,
     onboarding.initialise_tenant,

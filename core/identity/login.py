@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from core.errors import Forbidden, NotFound, Unauthenticated
 from core.events.types import EventType
 from core.identity import sessions
 from core.identity.directory import account_for, identity_by_email, landing_account
+from core.identity.mfa_policy import Gate, gate_for, has_second_factor
 from core.identity.models import Account, Identity, Role
 from core.identity.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from core.mail.addresses import InvalidAddress, normalise_address
@@ -47,10 +48,14 @@ class LoginResult:
     identity: Identity
     account: Account
     raw_session_id: str
+    # What the new session must do first (core.identity.mfa_policy.Gate), if anything.
+    gate: str | None = None
 
 
 def login(uow: UnitOfWork, settings: Settings, *, email: str, password: str) -> LoginResult:
-    """Check the credentials and start a session; a refusal is recorded and kept."""
+    """Check the credentials and start a session; a refusal is recorded and kept. A person
+    with a second factor (or under a policy that needs one) gets a gated session: it can do
+    nothing but prove (or enrol) the factor (core.identity.mfa)."""
     try:
         identity, account = _authenticate(uow, settings, email, password)
     except LoginFailed as failed:
@@ -59,28 +64,36 @@ def login(uow: UnitOfWork, settings: Settings, *, email: str, password: str) -> 
     except NotVerified:
         uow.commit_before_refusing()  # the request for a new confirmation link
         raise
-    return _start_session(uow, identity, account, via="password")
+    return _start_session(uow, identity, account, via="password",
+                          production=settings.is_production)
 
 
-def log_in_verified(uow: UnitOfWork, identity: Identity) -> LoginResult:
-    """After a verification or invitation link: the link proved the address."""
+def log_in_verified(uow: UnitOfWork, identity: Identity, *,
+                    settings: Settings | None = None) -> LoginResult:
+    """After a verification, invitation or reset link: the link proved the address (not a
+    second factor: a person who has one still proves it)."""
     account = landing_account(uow.session, identity)
     if account is None:
         raise NotFound("No account.")
-    return _start_session(uow, identity, account, via="link")
+    return _start_session(uow, identity, account, via="link",
+                          production=settings is not None and settings.is_production)
 
 
 def _start_session(uow: UnitOfWork, identity: Identity, account: Account, *,
-                   via: str) -> LoginResult:
+                   via: str, production: bool) -> LoginResult:
     identity.last_login_at = clock.now()
+    gate = gate_for(uow.session, identity.id, production=production)
     with within_tenant(uow.session, account.tenant_id):  # the account's own row is touched
         raw = sessions.start(uow.session, identity, account, ip=uow.origin.ip,
-                             user_agent=uow.origin.user_agent)
-    payload = {"role": account.role} if via == "password" else {"role": account.role,
-                                                                 "via": via}
+                             user_agent=uow.origin.user_agent, factors=via, gate=gate)
+    payload: dict[str, str] = {"role": account.role}
+    if via != "password":
+        payload["via"] = via
+    if gate is not None:
+        payload["second_factor"] = "to enrol" if gate == Gate.ENROL else "to prove"
     uow.record(EventType.USER_LOGIN, tenant_id=account.tenant_id, actor_account_id=account.id,
                subject=f"identity:{identity.id}", payload=payload)
-    return LoginResult(identity=identity, account=account, raw_session_id=raw)
+    return LoginResult(identity=identity, account=account, raw_session_id=raw, gate=gate)
 
 
 def _authenticate(uow: UnitOfWork, settings: Settings, email: str,
@@ -104,7 +117,10 @@ def _authenticate(uow: UnitOfWork, settings: Settings, email: str,
         raise NotVerified()
     if identity.password_hash and needs_rehash(identity.password_hash):
         identity.password_hash = hash_password(password)
-    clear_failures(identity)
+    if not has_second_factor(session, identity.id):
+        # With a second factor, the count goes on until that is proven too (core.identity.mfa):
+        # a known password must not reset the budget for guessing codes.
+        clear_failures(identity)
     account = landing_account(session, identity)
     if account is None:
         _record_failure(uow, email, identity)
@@ -144,6 +160,12 @@ def _count_failure(uow: UnitOfWork, settings: Settings, identity: Identity) -> N
                    payload={"minutes": minutes, "lockouts": identity.lockouts})
 
 
+# A wrong second-factor code counts towards the same lockout as a wrong password
+# (core.identity.mfa): one budget of guesses per person, whatever is guessed.
+count_failure = _count_failure
+is_locked = _locked
+
+
 def clear_failures(identity: Identity) -> None:
     """The owner proved themselves (or an admin vouched): lockouts start again from the first
     length, so no one who merely knows the address can push them towards day-long locks."""
@@ -173,9 +195,11 @@ def switch_role(uow: UnitOfWork, view: sessions.SessionView, role: str) -> Login
     if identity is None or target is None:
         raise NotFound("You have no account with that role.")
     sessions.end(session, view.id_hash, "rotated")
-    with within_tenant(session, target.tenant_id):
+    proven = datetime.fromisoformat(view.second_factor_at) if view.second_factor_at else None
+    with within_tenant(session, target.tenant_id):  # the new session was made as the old one
         raw = sessions.start(session, identity, target, ip=uow.origin.ip,
-                             user_agent=uow.origin.user_agent)
+                             user_agent=uow.origin.user_agent, factors=view.factors,
+                             second_factor_at=proven, gate=view.gate)
     uow.record(EventType.ROLE_SWITCHED, tenant_id=target.tenant_id, actor_account_id=target.id,
                subject=f"identity:{identity.id}",
                payload={"from": view.role, "to": target.role})

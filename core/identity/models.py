@@ -99,6 +99,14 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None]
     # Why it ended: logout, rotated, revoked, password_changed …
     ended_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    # How it was made ("password", "link", then " totp", " recovery" … once a second factor is
+    # proven) and when a second factor was last proven (step-up: core.identity.stepup).
+    factors: Mapped[str] = mapped_column(sa.String(64), default="password",
+                                         server_default="password")
+    second_factor_at: Mapped[datetime | None]
+    # What the session must do before anything else: "challenge" (prove the second factor) or
+    # "enrol" (a policy requires one and there is none yet); None once free (core.identity.mfa).
+    gate: Mapped[str | None] = mapped_column(sa.String(16))
 
     def cached_under(self) -> Iterator[Invalidation]:
         yield SESSIONS.key(self.id_hash)
@@ -164,3 +172,54 @@ class Invitation(TenantOwned, Base):
     def cached_under(self) -> Iterator[Invalidation]:
         if self.tenant_id is not None:
             yield PRACTICE_HOMES.key(self.tenant_id)
+
+
+class FactorKind(StrEnum):
+    TOTP = "totp"
+    PASSKEY = "passkey"
+
+
+class MfaFactor(Base):
+    """A second factor of an identity: an authenticator app (TOTP) or a passkey. Per person,
+    like sessions and tokens: found by identity, never by practice."""
+
+    __tablename__ = "mfa_factors"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    name: Mapped[str] = mapped_column(sa.String(64))
+    # TOTP: the secret, encrypted with MFA_ENCRYPTION_KEY (Fernet); never stored in clear.
+    secret_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    # TOTP: the last time step accepted; a code of that step or an earlier one is a replay.
+    last_used_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Passkeys: the credential id (base64url), its public key and signature counter.
+    credential_id: Mapped[str | None] = mapped_column(sa.String(1400), unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
+    sign_count: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Passkeys: the person chose to log in with it alone, without their password.
+    passwordless: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime]
+    # Unconfirmed until the first code is accepted: only confirmed factors count.
+    confirmed_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("kind IN ('totp', 'passkey')", name="kind"),
+    )
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code; only the SHA-256 of the (high-entropy) code is stored."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    identity_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("identities.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -72,6 +72,11 @@ class SessionView:
     accounts: tuple[AccountChoice, ...]
     # Where the person reads times (core.identity.zones); cached views from before it: UTC.
     time_zone: str = "UTC"
+    # How the session was made, when a second factor was last proven, and what it must do
+    # before anything else (core.identity.mfa_policy.Gate); cached views from before: none.
+    factors: str = "password"
+    second_factor_at: str | None = None
+    gate: str | None = None
 
     @property
     def identity_uuid(self) -> uuid.UUID:
@@ -96,13 +101,15 @@ class SessionView:
 
 
 def start(session: Session, identity: Identity, account: Account, *, ip: str | None,
-          user_agent: str | None) -> str:
+          user_agent: str | None, factors: str = "password",
+          second_factor_at: datetime | None = None, gate: str | None = None) -> str:
     """Create a session for `account`; returns the raw id for the cookie (never stored)."""
     raw = new_secret()
     now = clock.now()
     session.add(AuthSession(id_hash=digest(raw), identity_id=identity.id, account_id=account.id,
                             created_at=now, last_seen_at=now, ip=ip,
-                            user_agent=storable_text(user_agent, 400)))
+                            user_agent=storable_text(user_agent, 400), factors=factors,
+                            second_factor_at=second_factor_at, gate=gate))
     identity.last_account_id = account.id
     account.last_seen_at = now
     return raw
@@ -246,6 +253,9 @@ def _view(id_hash: str, record: dict[str, Any], last_seen_at: datetime,
         created_at=record["created_at"],
         last_seen_at=last_seen_at.isoformat(),
         accounts=accounts,
+        factors=record.get("factors") or "password",
+        second_factor_at=record.get("second_factor_at"),
+        gate=record.get("gate"),
     )
 
 
@@ -270,7 +280,11 @@ def _session_record(session: Session, id_hash: str) -> dict[str, Any] | None:
     return {"identity_id": str(record.identity_id), "account_id": str(record.account_id),
             "tenant_id": str(tenant_id) if tenant_id else None,
             "created_at": record.created_at.isoformat(),
-            "last_seen_at": record.last_seen_at.isoformat()}
+            "last_seen_at": record.last_seen_at.isoformat(),
+            "factors": record.factors,
+            "second_factor_at": (record.second_factor_at.isoformat()
+                                 if record.second_factor_at else None),
+            "gate": record.gate}
 
 
 def _roles(session: Session, identity_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from alembic import op
 from core.db import JSONType, UTCDateTime
 
 revision: str = "0011_privacy"
-down_revision: str | None = "0009_health_history"
+down_revision: str | None = "0010_mfa"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

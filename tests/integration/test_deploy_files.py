@@ -68,6 +68,7 @@ def config_variables() -> set[str]:
     environment = _RecordingEnvironment({
         "APP_ENV": "production", "DATABASE_URL": "postgresql://app@db/platform",
         "REDIS_URL": "redis://cache:6379/0", "SECRET_KEY": "k" * 48,
+        "MFA_ENCRYPTION_KEY": "bW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW0=",
         "WEBHOOK_URL": "https://receiver.example/hooks", "WEBHOOK_SECRET": "s" * 20,
     })
     Settings.from_env(environment)
@@ -273,6 +274,7 @@ def test_secret_key_must_be_given(app_env: dict) -> None:
 def test_environment_is_a_valid_production_configuration(app_env: dict) -> None:
     env = {name: str(value) for name, value in app_env.items()}
     env["SECRET_KEY"] = "x" * 48  # what the operator supplies
+    env["MFA_ENCRYPTION_KEY"] = "bW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW0="
     settings = Settings.from_env(env)
     assert settings.is_production
     assert settings.database_url.startswith("postgresql+psycopg://")

@@ -80,6 +80,7 @@ def test_production_refuses_a_database_role_that_skips_row_level_security(
         pytest.skip("TEST_DATABASE_URL's role is not a superuser here")
     env = platform_env(APP_ENV="production", DATABASE_URL=admin_database_url,
                        REDIS_URL="redis://127.0.0.1:6379/0", SECRET_KEY=SECRET,
+                       MFA_ENCRYPTION_KEY="bW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW0=",
                        INSTANCE_PATH=str(tmp_path))
     result = run(COMMANDS[name], env)
     assert result.returncode != 0

@@ -39,6 +39,16 @@ def link_in(message: EmailMessage, path_prefix: str) -> str:
     raise AssertionError(f"no {path_prefix} link in:\n{text}")
 
 
+def mail_titled(platform, address: str, subject: str):
+    """The e-mail to `address` with that subject, once every side effect so far has run (two
+    e-mails from two events may arrive in either order: the workers run side by side)."""
+    platform.settle()
+    found = [m for m in platform.smtp.to(address) if m["Subject"] == subject]
+    assert found, f"no {subject!r} e-mail to {address}; got " \
+        f"{[m['Subject'] for m in platform.smtp.to(address)]}"
+    return found[-1]
+
+
 def session_cookie(client) -> str | None:
     cookie = client.get_cookie("session")
     return cookie.value if cookie else None

@@ -10,6 +10,7 @@ from core.config import ConfigError, Settings
 
 PG = "postgresql://app@db.internal/platform"
 SECRET = "s" * 48
+MFA_KEY = "bW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW1tbW0="  # a Fernet key: 32 bytes, base64url
 
 
 def test_embedded_defaults_when_nothing_is_set(tmp_path: Path) -> None:
@@ -41,6 +42,10 @@ def test_broker_defaults_to_redis_and_postgres_url_gets_our_driver(tmp_path: Pat
         ({"DATABASE_URL": PG, "SECRET_KEY": SECRET}, "needs REDIS_URL"),
         ({"DATABASE_URL": PG, "REDIS_URL": "redis://r/0"}, "needs SECRET_KEY"),
         ({"DATABASE_URL": PG, "REDIS_URL": "redis://r/0", "SECRET_KEY": "short"}, "32 characters"),
+        ({"DATABASE_URL": PG, "REDIS_URL": "redis://r/0", "SECRET_KEY": SECRET},
+         "needs MFA_ENCRYPTION_KEY"),
+        ({"DATABASE_URL": PG, "REDIS_URL": "redis://r/0", "SECRET_KEY": SECRET,
+          "MFA_ENCRYPTION_KEY": "not-a-key"}, "must be a Fernet key"),
     ],
 )
 def test_production_refuses_unsafe_setups(env: dict[str, str], message: str) -> None:
@@ -51,7 +56,8 @@ def test_production_refuses_unsafe_setups(env: dict[str, str], message: str) -> 
 
 def test_production_with_real_backends_is_strict_by_default() -> None:
     settings = Settings.from_env({"APP_ENV": "production", "DATABASE_URL": PG,
-                                  "REDIS_URL": "redis://r/0", "SECRET_KEY": SECRET})
+                                  "REDIS_URL": "redis://r/0", "SECRET_KEY": SECRET,
+                                  "MFA_ENCRYPTION_KEY": MFA_KEY})
     assert settings.force_https and settings.log_format == "json" and settings.is_production
 
 
