@@ -119,14 +119,15 @@ def errors_shown_on(form: FlaskForm) -> Iterator[None]:
 
 
 @contextmanager
-def refusal_flashed() -> Iterator[None]:
-    """For a button (no form to show it on): a rule's refusal becomes a flashed message on the
-    page the view redirects to, and nothing the call did is kept."""
+def refusal_flashed(*also: type[DomainError]) -> Iterator[None]:
+    """For a button (no form to show it on): a rule's refusal (and any of `also`) becomes a
+    flashed message on the page the view redirects to, and nothing the call did is kept."""
     from web.context import uow
 
+    refusals: tuple[type[DomainError], ...] = (*SHOWN_ON_FORMS, RateLimited, *also)
     try:
         yield
-    except (*SHOWN_ON_FORMS, RateLimited) as refused:
+    except refusals as refused:
         uow().rollback()
         message = (" ".join(refused.errors.values()) if isinstance(refused, ValidationFailed)
                    else str(refused))

@@ -5,8 +5,6 @@ redirect; the request boundary commits."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,18 +43,6 @@ def _privacy_in_templates() -> dict[str, Any]:
     return {"privacy_state": privacy_state}
 
 
-@contextmanager
-def _refusals_flashed() -> Iterator[None]:
-    """A refusal (wrong password, an erasure already scheduled …) is flashed on the settings
-    page the view redirects to; nothing the call did is kept."""
-    with refusal_flashed():
-        try:
-            yield
-        except (Conflict, NotFound) as refused:
-            uow().rollback()
-            flash(str(refused), "warning")
-
-
 def _back() -> ResponseReturnValue:
     return redirect(url_for("settings.settings_page", _anchor=PRIVACY_ANCHOR))
 
@@ -65,7 +51,7 @@ def _back() -> ResponseReturnValue:
 @login_required
 def request_export() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        with _refusals_flashed():
+        with refusal_flashed(Conflict, NotFound):
             exports.request_export(uow(), me(), password=request.form.get("password", ""))
             flash("We are preparing a copy of your data. A link to download it arrives in your "
                   "inbox and by e-mail; it works once, for 72 hours.", "info")
@@ -92,7 +78,7 @@ def download(request_id: uuid.UUID) -> Response:
 @login_required
 def request_erasure() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        with _refusals_flashed():
+        with refusal_flashed(Conflict, NotFound):
             scheduled = erasure.request_erasure(uow(), me(),
                                                 password=request.form.get("password", ""))
             when = scheduled.scheduled_for or clock.now()
@@ -105,7 +91,7 @@ def request_erasure() -> ResponseReturnValue:
 @login_required
 def cancel_erasure() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        with _refusals_flashed():
+        with refusal_flashed(Conflict, NotFound):
             erasure.cancel_erasure(uow(), me())
             flash("Your erasure is cancelled; nothing was erased.", "success")
     return _back()
@@ -185,7 +171,7 @@ def _uuid(value: str) -> uuid.UUID:
 @role_required(Role.THERAPIST, hidden=True)
 def place_hold() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        with _refusals_flashed():
+        with refusal_flashed(Conflict, NotFound):
             holds.place_hold(uow(), me(), _uuid(request.form.get("account_id", "")),
                              reason=request.form.get("reason", ""),
                              until=_date(request.form.get("until", "")))

@@ -87,7 +87,7 @@ def kept_for(session: Session, identity_id: uuid.UUID, now: datetime) -> list[ho
 
 def request_erasure(uow: UnitOfWork, view: SessionView, *, password: str) -> PrivacyRequest:
     session = uow.session
-    identity = confirm_identity(session, view.identity_uuid, password=password)
+    identity = confirm_identity(session, view, password=password)
     if open_erasure(session, identity.id) is not None:
         raise Conflict("Your erasure is scheduled already; you can cancel it until it runs.")
     now = clock.now()

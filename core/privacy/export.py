@@ -45,7 +45,7 @@ NOT_VALID = "This download link is not valid, has expired or was used already; a
 
 def request_export(uow: UnitOfWork, view: SessionView, *, password: str) -> PrivacyRequest:
     session = uow.session
-    identity = confirm_identity(session, view.identity_uuid, password=password)
+    identity = confirm_identity(session, view, password=password)
     open_one = session.execute(sa.select(PrivacyRequest.id).where(
         PrivacyRequest.identity_id == identity.id, PrivacyRequest.kind == RequestKind.EXPORT,
         PrivacyRequest.status == RequestStatus.QUEUED)).first()

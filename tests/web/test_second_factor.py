@@ -351,3 +351,27 @@ def test_a_reset_link_does_not_stand_in_for_the_second_factor(platform, moved_cl
     assert resetter.get("/therapist").status_code == 200
     [session] = [s for s in platform.rows(AuthSession) if s.revoked_at is None]
     assert session.factors == "link totp"
+
+
+def test_a_copy_or_an_erasure_of_ones_data_needs_a_fresh_second_factor(platform, moved_clock):
+    from core.privacy.models import PrivacyRequest
+
+    client = platform.client()
+    _verified_therapist(platform, client)
+    secret, _ = _enrol_app(client)
+    moved_clock(timedelta(minutes=11))
+    for path in ("/settings/privacy/export", "/settings/privacy/erasure"):
+        refused = post_form(client, path, {"password": PASSWORD}, page="/settings",
+                            headers={"Referer": "http://localhost/settings"})
+        assert refused.status_code == 302 and "/account/step-up?next=/settings" in refused.location
+    assert platform.rows(PrivacyRequest) == []
+    platform.settle()
+    denied = [e.details for e in platform.rows(AuditEntry) if e.type == "ACCESS_DENIED"]
+    assert [d.get("reason") for d in denied].count("step_up") == 2
+
+    proved = post_form(client, "/account/step-up", {"code": _code(secret), "next": "/settings"},
+                       page="/account/step-up?next=/settings")
+    assert proved.status_code == 302 and proved.location.endswith("/settings")
+    asked = post_form(client, "/settings/privacy/export", {"password": PASSWORD}, page="/settings")
+    assert asked.status_code == 302
+    assert [r.kind for r in platform.rows(PrivacyRequest)] == ["export"]
