@@ -50,6 +50,14 @@ class Browser:
         self._timeout = timeout
 
     @property
+    def cookies(self) -> dict[str, str]:
+        """A copy of the jar (to lend a logged-in session to another browser)."""
+        return dict(self._cookies)
+
+    def use_cookies(self, cookies: Mapping[str, str]) -> None:
+        self._cookies = dict(cookies)
+
+    @property
     def cookie_header(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self._cookies.items())
 

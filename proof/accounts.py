@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from bench import accounts as bench_accounts
 from bench.inprocess import EnvKey, database
 from bench.servers import BIN, ROOT
+from proof.client import Visitor
 from proof.platform import Platform
 from proof.services import ServiceError
 
@@ -67,6 +68,8 @@ class People:
 def seed(platform: Platform, *, quick: bool) -> People:
     env: EnvKey = frozenset(platform.direct_env.items())
     _create_admin(platform)
+    # Production asks every admin for a second factor before anything else.
+    Visitor(platform.url).enrol_authenticator_app(ADMIN_EMAIL, PASSWORD)
     onboarding = bench_accounts.onboarding_clients(env, ONBOARDING_FOR_LOAD[quick] + 1)
     return People(env, _practice(env, "Amber Proof Practice", "amber-proof"),
                   _practice(env, "Bluebell Proof Practice", "bluebell-proof"),

@@ -14,8 +14,12 @@ from urllib.parse import urlencode
 
 from bench.browser import Browser, Reply
 from bench.measure import MeasurementError
+from proof.second_factor import APPS
 
 BEHIND_TLS_PROXY = {"X-Forwarded-Proto": "https"}
+CHALLENGE = "/login/second-factor"
+SECOND_FACTOR = "/account/second-factor"
+_TOTP_SECRET = re.compile(r'id="totp-secret"[^>]*>([A-Z2-7]+)<')
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -102,6 +106,57 @@ class Visitor(Browser):
         reply = super().request(method, path, body=body, headers=headers)
         if self.audit is not None and reply.headers is not None:
             self.audit.observe(method, path, reply.status, reply.headers)
+        return reply
+
+    def log_in(self, email: str, password: str) -> None:
+        """As a person does; someone with an authenticator app (the admin) answers its challenge,
+        or borrows the session an earlier visitor logged in with, if it still holds."""
+        if not APPS.has(email):
+            super().log_in(email, password)
+            return
+        lent = APPS.lend(email)
+        if lent is not None:
+            self.use_cookies(lent)
+            if self.request("GET", "/dashboard").status == 200:
+                return
+            self.use_cookies({})
+        reply = self._password(email, password)
+        if not reply.location.endswith(CHALLENGE) and CHALLENGE + "?" not in reply.location:
+            raise MeasurementError(f"logging in {email}: no second-factor challenge "
+                                   f"({reply.status} {reply.location})")
+        answered = self.post_form(CHALLENGE, {"code": APPS.fresh_code(email)},
+                                  token=self.page_token(CHALLENGE))
+        if answered.status != 302 or not answered.location.endswith("/dashboard"):
+            raise MeasurementError(f"{email}'s second factor answered {answered.status} "
+                                   f"{answered.location or answered.text[:200]}")
+        APPS.keep(email, self.cookies)
+
+    def enrol_authenticator_app(self, email: str, password: str) -> None:
+        """Log in as someone production sends to set up a second factor first, and set up an
+        authenticator app from the secret the page shows."""
+        reply = self._password(email, password)
+        if not reply.location.endswith(SECOND_FACTOR):
+            raise MeasurementError(f"{email} was not asked to set up a second factor "
+                                   f"({reply.status} {reply.location})")
+        started = self.post_form(SECOND_FACTOR + "/app", {}, token=self.page_token(SECOND_FACTOR))
+        page = self.request("GET", SECOND_FACTOR + "/app/confirm")
+        found = _TOTP_SECRET.search(page.text)
+        if started.status != 302 or found is None:
+            raise MeasurementError(f"setting up {email}'s app: {started.status}, "
+                                   f"confirm page {page.status}")
+        APPS.enrolled(email, found.group(1), step=-1)
+        code, step = APPS.now_code(email)
+        done = self.post_form(SECOND_FACTOR + "/app/confirm", {"code": code},
+                              token=self.page_token(SECOND_FACTOR + "/app/confirm"))
+        if done.status != 200:
+            raise MeasurementError(f"confirming {email}'s app answered {done.status}")
+        APPS.enrolled(email, found.group(1), step=step)
+        APPS.keep(email, self.cookies)
+
+    def _password(self, email: str, password: str) -> Reply:
+        reply = self.post_form("/login", {"email": email, "password": password})
+        if reply.status != 302:
+            raise MeasurementError(f"logging in {email} answered {reply.status}")
         return reply
 
     def page_token(self, path: str = "/login") -> str:
