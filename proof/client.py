@@ -20,6 +20,11 @@ BEHIND_TLS_PROXY = {"X-Forwarded-Proto": "https"}
 CHALLENGE = "/login/second-factor"
 SECOND_FACTOR = "/account/second-factor"
 _TOTP_SECRET = re.compile(r'id="totp-secret"[^>]*>([A-Z2-7]+)<')
+_TAGS = re.compile(r"<[^>]+>|\s+")
+
+
+def _text_of(html: str) -> str:
+    return _TAGS.sub(" ", html)
 _CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 _CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
@@ -117,10 +122,13 @@ class Visitor(Browser):
         lent = APPS.lend(email)
         if lent is not None:
             self.use_cookies(lent)
-            if self.request("GET", "/dashboard").status == 200:
+            if self._logged_in():
                 return
             self.use_cookies({})
         reply = self._password(email, password)
+        if reply.location.endswith(SECOND_FACTOR):  # a fuzzed form removed the app: again
+            self._enrol_app(email)
+            return
         if not reply.location.endswith(CHALLENGE) and CHALLENGE + "?" not in reply.location:
             raise MeasurementError(f"logging in {email}: no second-factor challenge "
                                    f"({reply.status} {reply.location})")
@@ -138,6 +146,9 @@ class Visitor(Browser):
         if not reply.location.endswith(SECOND_FACTOR):
             raise MeasurementError(f"{email} was not asked to set up a second factor "
                                    f"({reply.status} {reply.location})")
+        self._enrol_app(email)
+
+    def _enrol_app(self, email: str) -> None:
         started = self.post_form(SECOND_FACTOR + "/app", {}, token=self.page_token(SECOND_FACTOR))
         page = self.request("GET", SECOND_FACTOR + "/app/confirm")
         found = _TOTP_SECRET.search(page.text)
@@ -148,10 +159,17 @@ class Visitor(Browser):
         code, step = APPS.now_code(email)
         done = self.post_form(SECOND_FACTOR + "/app/confirm", {"code": code},
                               token=self.page_token(SECOND_FACTOR + "/app/confirm"))
-        if done.status != 200:
-            raise MeasurementError(f"confirming {email}'s app answered {done.status}")
+        if done.status != 200 or "recovery" not in done.text.lower():
+            raise MeasurementError(f"confirming {email}'s app answered {done.status}: "
+                                   f"{_text_of(done.text)[:300]}")
         APPS.enrolled(email, found.group(1), step=step)
         APPS.keep(email, self.cookies)
+
+    def _logged_in(self) -> bool:
+        """Past every gate: the dashboard answers, or sends the person to their own one."""
+        reply = self.request("GET", "/dashboard")
+        return reply.status == 200 or (reply.status == 302 and not any(
+            gate in reply.location for gate in ("/login", SECOND_FACTOR)))
 
     def _password(self, email: str, password: str) -> Reply:
         reply = self.post_form("/login", {"email": email, "password": password})
