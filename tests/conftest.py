@@ -326,3 +326,22 @@ def live_server(app):  # type: ignore[no-untyped-def]
     yield server
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def moved_clock():
+    """`advance(delta)` moves the platform's clock forward (for a server in this process too:
+    it reads the same `core.clock`); put back afterwards."""
+    from datetime import timedelta
+
+    from core import clock
+
+    real = clock.now
+    offset = [timedelta(0)]
+    clock.now = lambda: real() + offset[0]
+
+    def advance(delta: timedelta) -> None:
+        offset[0] += delta
+
+    yield advance
+    clock.now = real

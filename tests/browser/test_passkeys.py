@@ -105,19 +105,6 @@ TAMPERED_ANSWER = """async () => {
 }"""
 
 
-@pytest.fixture
-def moved_clock():
-    """The server runs in this process: moving the platform's clock moves it for the server."""
-    real = clock.now
-    offset = [timedelta(0)]
-    clock.now = lambda: real() + offset[0]
-
-    def advance(delta: timedelta) -> None:
-        offset[0] += delta
-
-    yield advance
-    clock.now = real
-
 
 def test_passkey_as_second_factor_and_alone(localhost_platform, open_tab, moved_clock) -> None:
     platform = localhost_platform

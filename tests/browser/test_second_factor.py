@@ -32,19 +32,6 @@ ADA = "ada@harbour.example"
 HARBOUR = "Harbour Counselling"
 
 
-@pytest.fixture
-def moved_clock():
-    """The server runs in this process: moving the platform's clock moves it for the server."""
-    real = clock.now
-    offset = [timedelta(0)]
-    clock.now = lambda: real() + offset[0]
-
-    def advance(delta: timedelta) -> None:
-        offset[0] += delta
-
-    yield advance
-    clock.now = real
-
 
 def _accessible(tab, where: str, problems: list[str]) -> None:
     """No axe-core violation at desktop width and at a phone's, and no sideways scrolling."""

@@ -19,18 +19,6 @@ from tests.support.flows import PASSWORD
 EMAIL = "ada@harbour.example"
 
 
-@pytest.fixture
-def moved_clock():
-    real = clock.now
-    offset = [timedelta(0)]
-    clock.now = lambda: real() + offset[0]
-
-    def advance(delta: timedelta) -> None:
-        offset[0] += delta
-
-    yield advance
-    clock.now = real
-
 
 @pytest.fixture
 def person(db):

@@ -7,7 +7,6 @@ import re
 from datetime import timedelta
 
 import pyotp
-import pytest
 
 from core import clock
 from core.audit.models import AuditEntry
@@ -30,19 +29,6 @@ THERAPIST = "ada@harbour.example"
 SECRET = re.compile(r'id="totp-secret"[^>]*>([A-Z2-7]+)<')
 RECOVERY = re.compile(r"<code>([a-z2-9]{5}-[a-z2-9]{5})</code>")
 
-
-@pytest.fixture
-def moved_clock():
-    """Moves the platform's clock forward (a TOTP code belongs to a 30-second step)."""
-    real = clock.now
-    offset = [timedelta(0)]
-    clock.now = lambda: real() + offset[0]
-
-    def advance(delta: timedelta) -> None:
-        offset[0] += delta
-
-    yield advance
-    clock.now = real
 
 
 def _code(secret: str) -> str:
