@@ -65,25 +65,23 @@ class BarChart:
         return max(1, len(self.bars)) * (self.bar_height + self.gap) + self.gap
 
 
-def _nice_top(value: float) -> float:
-    """A round axis maximum at or above `value` (1, 2 or 5 times a power of ten)."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
+def _tick_step(value: float) -> int:
+    """A whole, round step (1, 2 or 5 times a power of ten) giving at most four steps up to
+    `value`: the charts count people, and a third of a person is no tick."""
+    wanted = max(value / 4, 1.0)
+    magnitude = 10 ** math.floor(math.log10(wanted))
     for step in (1, 2, 5, 10):
-        if step * magnitude >= value:
-            return float(step * magnitude)
-    return float(10 * magnitude)
-
-
-def _label(value: float) -> str:
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+        if step * magnitude >= wanted:
+            return int(step * magnitude)
+    return int(10 * magnitude)
 
 
 def time_chart(lines: Sequence[tuple[str, Sequence[datetime], Sequence[float]]]) -> TimeChart:
     """Lines over the same days: [(label, days, values)]."""
     days: tuple[datetime, ...] = tuple(lines[0][1]) if lines else ()
-    top = _nice_top(max((v for _, _, values in lines for v in values), default=0.0))
+    highest = max((v for _, _, values in lines for v in values), default=0.0)
+    step_value = _tick_step(highest)
+    top = float(max(1, math.ceil(highest / step_value)) * step_value)
     plot_width, plot_height = WIDTH - RIGHT - LEFT, HEIGHT - BOTTOM - TOP
     step = plot_width / max(1, len(days) - 1)
 
@@ -94,7 +92,7 @@ def time_chart(lines: Sequence[tuple[str, Sequence[datetime], Sequence[float]]])
                        " ".join(f"{round(LEFT + i * step, 1)},{y_of(v)}"
                                 for i, v in enumerate(values)), tuple(values))
                   for n, (label, _, values) in enumerate(lines))
-    ticks = tuple((y_of(top * k / 4), _label(top * k / 4)) for k in range(5))
+    ticks = tuple((y_of(value), f"{value:,}") for value in range(0, int(top) + 1, step_value))
     every = max(1, len(days) // 6)
     x_labels = tuple((round(LEFT + i * step, 1), day.strftime("%d %b"))
                      for i, day in enumerate(days) if i % every == 0 or i == len(days) - 1)
