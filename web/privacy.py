@@ -132,6 +132,7 @@ def practice_requests() -> str:
     return render_template("privacy/requests.html", area="therapist",
                            rows=queries.requests(session, tenant_id=tenant_id),
                            holds=holds.holds_of_practice(session, tenant_id),
+                           clients=holds.clients_of_practice(session, tenant_id),
                            retention=holds.retention_months(tenant),
                            form=ActionForm())
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core import clock
 from core.errors import Forbidden, NotFound, ValidationFailed
 from core.events.types import EventType
-from core.identity.models import Account, Role
+from core.identity.models import Account, Identity, Role
 from core.identity.sessions import SessionView
 from core.privacy.models import LegalHold, RestrictedRecord
 from core.scoping import crossing_tenants
@@ -116,6 +116,25 @@ def active_hold(session: Session, account_id: uuid.UUID, now: datetime) -> Legal
 def holds_of_practice(session: Session, tenant_id: uuid.UUID) -> list[LegalHold]:
     return list(session.execute(sa.select(LegalHold).where(
         LegalHold.tenant_id == tenant_id).order_by(LegalHold.placed_at.desc())).scalars())
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client a practice may place a hold on, as the practice knows them."""
+
+    account_id: uuid.UUID
+    name: str
+    email: str
+
+
+def clients_of_practice(session: Session, tenant_id: uuid.UUID) -> list[Client]:
+    """The practice's clients by name (the hold form's choices, the hold list's names)."""
+    rows = session.execute(
+        sa.select(Account.id, Account.display_name, Identity.email)
+        .join(Identity, Identity.id == Account.identity_id)
+        .where(Account.tenant_id == tenant_id, Account.role == Role.CLIENT)
+        .order_by(sa.func.lower(Account.display_name), Account.id))
+    return [Client(account_id, name, email) for account_id, name, email in rows]
 
 
 @dataclass(frozen=True)

@@ -600,12 +600,17 @@ def test_a_practice_sees_and_holds_only_its_own_clients(platform) -> None:
     page = other.get("/therapist/privacy").get_data(as_text=True)
     assert "There is nothing at this address." in page
     assert "Court order" not in page and "No requests yet." in page
+    assert str(harbour.client.id) not in page and harbour.client_email not in page
     [hold] = platform.rows(LegalHold)
     assert post_form(other, f"/therapist/privacy/holds/{hold.id}/release", {},
                      page="/therapist/privacy").status_code == 404
     assert platform.rows(LegalHold)[0].released_at is None
     harbour_page = owner.get("/therapist/privacy").get_data(as_text=True)
     assert "Court order" in harbour_page and "Ready" in harbour_page
+    # The owner picks a client by name, and the hold names whom it is on.
+    assert (f'<option value="{harbour.client.id}">{harbour.client.display_name} '
+            f"({harbour.client_email})</option>") in harbour_page
+    assert f"<li>{harbour.client.display_name} — Court order" in harbour_page
 
 
 def test_an_open_ended_hold_keeps_the_records_until_the_practice_lifts_it(
