@@ -454,6 +454,7 @@ def test_a_client_under_a_legal_hold_is_restricted_then_erased_when_the_hold_end
     assert owner.get(f"/admin/privacy/restricted/{record.id}").status_code == 404
     admin = platform.client()
     assert login(admin, "auditor@platform.example").status_code == 302
+    assert 'href="/admin/privacy"' in admin.get("/admin").get_data(as_text=True)
     listed = admin.get("/admin/privacy").get_data(as_text=True)
     assert "Erasure" in listed and "Restricted" in listed and str(record.id) in listed
     path = f"/admin/privacy/restricted/{record.id}"
