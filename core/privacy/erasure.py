@@ -37,7 +37,15 @@ from core.errors import Conflict, NotFound
 from core.events.models import Event, HandlerRun
 from core.events.types import EventType
 from core.identity import links
-from core.identity.models import Account, AuthSession, Identity, Invitation, Token
+from core.identity.models import (
+    Account,
+    AuthSession,
+    Identity,
+    Invitation,
+    MfaFactor,
+    RecoveryCode,
+    Token,
+)
 from core.identity.sessions import SessionView
 from core.mail.allowance import recipient_hash
 from core.mail.for_events import send_for_event
@@ -354,6 +362,8 @@ def _delete_rows(session: Session, person: Person, kept: list[holds.Kept]) -> No
     session.execute(sa.delete(Invitation).where(sa.or_(
         Invitation.email.in_(person.addresses), Invitation.accepted_account_id.in_(accounts))))
     session.execute(sa.delete(Token).where(Token.identity_id == person.identity_id))
+    session.execute(sa.delete(MfaFactor).where(MfaFactor.identity_id == person.identity_id))
+    session.execute(sa.delete(RecoveryCode).where(RecoveryCode.identity_id == person.identity_id))
     session.execute(sa.delete(AuthSession).where(AuthSession.identity_id == person.identity_id))
     session.execute(sa.delete(OnboardingProgress).where(
         OnboardingProgress.account_id.in_(accounts)))

@@ -18,8 +18,10 @@ from core.privacy.registry import REGISTRY, Person, PersonalTable
 from core.scoping import crossing_tenants
 
 # Secrets are never exported, not even to their owner: they would only help whoever steals the
-# file (hashes of passwords and link tokens, the audit digests' salts).
-SECRETS = frozenset({"password_hash", "token_hash", "personal_salt"})
+# file (hashes of passwords, link tokens and recovery codes, authenticator-app secrets, the
+# audit digests' salts).
+SECRETS = frozenset({"password_hash", "token_hash", "personal_salt", "secret_encrypted",
+                     "code_hash"})
 
 
 def person_of(session: Session, identity_id: uuid.UUID) -> Person:

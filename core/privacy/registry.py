@@ -16,7 +16,15 @@ import sqlalchemy as sa
 
 from core.audit.models import AuditEntry, AuditExport
 from core.events.models import Event, HandlerRun
-from core.identity.models import Account, AuthSession, Identity, Invitation, Token
+from core.identity.models import (
+    Account,
+    AuthSession,
+    Identity,
+    Invitation,
+    MfaFactor,
+    RecoveryCode,
+    Token,
+)
 from core.mail.allowance import recipient_hash
 from core.mail.models import MailLog
 from core.notifications.models import Notification
@@ -90,6 +98,15 @@ REGISTRY: tuple[PersonalTable, ...] = (
                   lambda p: sa.select(AuthSession).where(
                       AuthSession.identity_id == p.identity_id),
                   "Your sign-in sessions: when, from which address and browser."),
+    PersonalTable(MfaFactor, ("identity_id", "name", "credential_id", "public_key"),
+                  Erase.DELETE,
+                  lambda p: sa.select(MfaFactor).where(MfaFactor.identity_id == p.identity_id),
+                  "Your second factors (authenticator apps, passkeys): their names and when "
+                  "they were added and used; never an app's secret."),
+    PersonalTable(RecoveryCode, ("identity_id",), Erase.DELETE,
+                  lambda p: sa.select(RecoveryCode).where(
+                      RecoveryCode.identity_id == p.identity_id),
+                  "Your recovery codes: when they were made and used; never the codes."),
     PersonalTable(Token, ("new_email",), Erase.DELETE,
                   lambda p: sa.select(Token).where(Token.identity_id == p.identity_id),
                   "Links we sent you (confirmation, password reset); never the secret."),

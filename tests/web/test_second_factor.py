@@ -3,6 +3,7 @@ refused and audited, recovery codes, step-up, a practice's policy, an admin's re
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -361,3 +362,22 @@ def test_a_copy_or_an_erasure_of_ones_data_needs_a_fresh_second_factor(platform,
     asked = post_form(client, "/settings/privacy/export", {"password": PASSWORD}, page="/settings")
     assert asked.status_code == 302
     assert [r.kind for r in platform.rows(PrivacyRequest)] == ["export"]
+
+
+def test_a_copy_of_ones_data_lists_ones_factors_but_never_their_secrets(platform):
+    from core.identity.directory import identity_by_email
+    from core.privacy import people
+    from core.scoping import system_session
+
+    client = platform.client()
+    _verified_therapist(platform, client)
+    secret, codes = _enrol_app(client)
+    with system_session(platform.db) as session:
+        person = people.person_of(session, identity_by_email(session, THERAPIST).id)
+        copy = people.everything(session, person)
+    [app] = copy["mfa_factors"]
+    assert app["kind"] == "totp" and app["name"] == "Authenticator app"
+    assert len(copy["mfa_recovery_codes"]) == 10
+    written = json.dumps(copy)
+    assert "secret_encrypted" not in written and "code_hash" not in written
+    assert secret not in written and not any(code in written for code in codes)
