@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -92,3 +93,30 @@ def upsert_points(dialect: str, rows: Rows | sa.CompoundSelect[Any]) -> sa.Inser
     )
     # How many points were written: SQLAlchemy keeps an INSERT's row count only when asked.
     return upsert.execution_options(preserve_rowcount=True)
+
+
+@dataclass(frozen=True)
+class Read:
+    """A SELECT that the rollup runs on its own, before the statements that write points, and
+    whose rows reach them as one array parameter per column (`rows`). PostgreSQL never runs an
+    INSERT … SELECT in parallel; a plain SELECT it may, with every core, as it does the plain
+    count of the same table. `select` gives None where the statements read the tables
+    themselves (SQLite, or an incremental rollup, whose reads are small)."""
+
+    name: str
+    columns: tuple[tuple[str, sa.types.TypeEngine[Any]], ...]
+    select: Callable[[Shape], Rows | None]
+
+    def rows(self) -> sa.TableValuedAlias:
+        """The rows read, as a table (PostgreSQL: unnest of the arrays)."""
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        arrays = (sa.bindparam(f"{self.name}_{column}", type_=ARRAY(type_))
+                  for column, type_ in self.columns)
+        return sa.func.unnest(*arrays).table_valued(
+            *(sa.column(column, type_) for column, type_ in self.columns)
+        ).render_derived(name=self.name)
+
+    def parameters(self, rows: Sequence[sa.Row[Any]]) -> dict[str, list[Any]]:
+        return {f"{self.name}_{column}": [row[n] for row in rows]
+                for n, (column, _type) in enumerate(self.columns)}
