@@ -74,7 +74,7 @@ def full_rollup(ctx: Context) -> Sample:
     _forget_points()
     with _database() as db:
         started = time.perf_counter()
-        report = _rollup(db, now=reference, full=True)
+        report = _rollup(db, now=reference, since=reference.date())
         elapsed = _ms(started)
     if not report.points_written:
         raise MeasurementError("the full rollup wrote no points")
@@ -85,7 +85,7 @@ def tick(ctx: Context) -> Sample:
     reference = _reference(ctx.options.reload_data)
     _forget_points()
     with _database() as db:
-        _rollup(db, now=reference, full=True)
+        _rollup(db, now=reference, since=reference.date())
         try:
             _record_activity(reference)
             started = time.perf_counter()

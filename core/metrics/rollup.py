@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # and becomes visible when that commits; a web request commits well within this, so nothing
 # stamped before as_of can still be on its way once a rollup has read up to as_of.
 LAG = timedelta(minutes=1)
+# How far back a platform's first rollup counts the days' figures: the longest period the
+# pages show (core.metrics.read.PERIODS).
+BACKFILL = timedelta(days=90)
 WATERMARK = "points"
 
 # One statement each, built once per plan shape; None when it has nothing to do.
@@ -135,8 +138,12 @@ def _plan(session: Session, watermark: datetime | None, *, now: datetime, full: 
     as_of = now - LAG
     if full or watermark is None:
         # From the given day, else from the day of the last watermark: nothing is skipped.
-        first = (datetime.combine(since, time(), UTC) if since is not None
-                 else floor(watermark or as_of, Grain.DAY))
+        if since is not None:
+            first = datetime.combine(since, time(), UTC)
+        elif watermark is not None:
+            first = floor(watermark, Grain.DAY)
+        else:
+            first = _first_day(session, as_of)
         return RollupPlan(dialect, as_of, None, _every(Grain.HOUR, first, as_of),
                           _every(Grain.DAY, first, as_of), now)
     if as_of <= watermark:
@@ -144,6 +151,19 @@ def _plan(session: Session, watermark: datetime | None, *, now: datetime, full: 
     hours = _changed_hours(session, dialect, watermark, as_of)
     days = tuple(sorted({floor(hour, Grain.DAY) for hour in hours}))
     return RollupPlan(dialect, as_of, watermark, hours, days, now)
+
+
+def _first_day(session: Session, as_of: datetime) -> datetime:
+    """Where a platform's first rollup starts: the day of its first account (everything it
+    counts comes from an account), at most BACKFILL_DAYS back. Without this, the activity of the
+    days before the first rollup (or of the minutes before midnight) would never be counted."""
+    earliest = floor(as_of, Grain.DAY)
+    first_account = session.execute(sa.select(sa.func.min(ACCOUNTS.c.created_at))).scalar()
+    if first_account is not None:
+        if first_account.tzinfo is None:  # SQLite hands timestamps back naive, in UTC
+            first_account = first_account.replace(tzinfo=UTC)
+        earliest = min(earliest, floor(first_account, Grain.DAY))
+    return max(earliest, floor(as_of - BACKFILL, Grain.DAY))
 
 
 def _every(grain: Grain, first: datetime, last: datetime) -> tuple[datetime, ...]:

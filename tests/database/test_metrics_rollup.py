@@ -297,3 +297,19 @@ def test_reopened_onboarding_counts_as_not_done_again(db, monday, moving_clock):
     run(db, full=True)
     with system_session(db) as session:
         assert read.figures(session, tenant_id=harbour.tenant.id) == harbour_now
+
+
+def test_a_first_rollup_just_after_midnight_counts_the_day_before(db, monday, moving_clock):
+    """Monday's activity, and the platform's first rollup at 00:02 on Tuesday: Monday's
+    sign-ups are counted (a first rollup starts at the first account's day), not lost."""
+    moving_clock.at(at(0, 2, days=1))
+    report = run(db)
+    assert report.days[0] == DAY
+    assert day_figures(db, "platform")[("signups", "client")] == 4
+
+
+def test_a_first_rollup_reaches_back_at_most_the_longest_period_shown(db, monday, moving_clock):
+    moving_clock.at(at(12, 0, days=200))
+    report = run(db)
+    assert report.days[0] == DAY + timedelta(days=200) - rollup.BACKFILL
+    assert len(report.days) == rollup.BACKFILL.days + 1

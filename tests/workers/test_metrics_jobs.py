@@ -61,8 +61,12 @@ def test_cli_backfills_the_days_it_is_given(app, db, moving_clock):
 
     first = runner.invoke(args=["metrics", "rollup"])
     assert first.exit_code == 0, first.output
-    assert "metrics rolled up to 2026-03-02 11:09 UTC: 1 day(s) of flows recounted" in first.output
-    assert (signups_on(1), signups_on(2)) == (None, 1)  # no watermark yet: today only
+    # No watermark yet: the first rollup starts at the first account's day (Sunday).
+    assert "metrics rolled up to 2026-03-02 11:09 UTC: 2 day(s) of flows recounted" in first.output
+    assert (signups_on(1), signups_on(2)) == (1, 1)
+
+    later = runner.invoke(args=["metrics", "rollup"])  # from the watermark's day: Monday
+    assert later.exit_code == 0 and "1 day(s) of flows recounted" in later.output, later.output
 
     backfill = runner.invoke(args=["metrics", "rollup", "--since", "2026-03-01"])
     assert backfill.exit_code == 0, backfill.output
