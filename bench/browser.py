@@ -104,7 +104,9 @@ class Browser:
 
     def api_csrf_token(self) -> str:
         """A token for JSON requests of this (logged-in) session, from /api/csrf-token."""
-        token = self.request("GET", "/api/csrf-token").json().get("csrf_token")
+        reply = self.request("GET", "/api/csrf-token")
+        token = reply.json().get("csrf_token")
         if not isinstance(token, str):
-            raise MeasurementError("/api/csrf-token answered without a token")
+            raise MeasurementError(f"/api/csrf-token answered {reply.status} without a token: "
+                                   f"{reply.text[:200]}")
         return token

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bench import accounts as bench_accounts
 from bench.inprocess import EnvKey, database
@@ -14,6 +15,9 @@ from bench.servers import BIN, ROOT
 from proof.client import Visitor
 from proof.platform import Platform
 from proof.services import ServiceError
+
+if TYPE_CHECKING:
+    from core.db import Database
 
 PASSWORD = "correct horse battery staple"  # tests.support.flows.PASSWORD
 ADMIN_EMAIL = "admin@proof-platform.example"
@@ -83,12 +87,26 @@ def _practice(env: EnvKey, name: str, slug_hint: str) -> Practice:
 
     with database(env) as db:
         made = practice(db, name, slug_hint=slug_hint)
+        _raise_budget(db, made.tenant.id)
     therapist, client = made.therapist, made.client
     return Practice(
         name, made.tenant.slug, made.tenant.id,
         Member(made.therapist_email, therapist.id, therapist.identity_id, therapist.display_name),
         Member(made.client_email, client.id, client.identity_id, client.display_name),
         made.invitation.id, made.invitation.email, made.session_hash)
+
+
+def _raise_budget(db: Database, tenant_id: uuid.UUID) -> None:
+    """The practice's own request budget raised, as the servers' other limits are (the probes
+    send far more than a plan allows a practice; a 429 would only stop them)."""
+    from core.scoping import system_session
+    from core.tenancy.models import Tenant
+
+    with system_session(db) as session:
+        tenant = session.get(Tenant, tenant_id)
+        assert tenant is not None
+        tenant.requests_per_minute = bench_accounts.BENCH_REQUESTS_PER_MINUTE
+        session.commit()
 
 
 def _create_admin(platform: Platform) -> None:
