@@ -166,7 +166,18 @@ class PrivateRabbitMQ:
 
     def start(self) -> float:
         """Start the node (keeping its data from a previous start); seconds until it accepted
-        AMQP connections."""
+        AMQP connections. Its distribution port is any free one: if a connection took it while
+        the node was down, the node starts on another."""
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except ServiceError as error:
+                if "dist_port_already_used" not in str(error) or attempt == 2:
+                    raise
+                self.dist_port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> float:
         self._process = spawn([str(RABBITMQ_SERVER)], log_path=self.log_path, env=self._env(),
                               cwd=self.dir)
         try:

@@ -5,6 +5,7 @@ alone through the caller's session; "Refresh now" enqueues a rollup."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -36,6 +37,7 @@ from web.display import STAGE_LABELS
 from web.forms import ActionForm
 
 blueprint = Blueprint("metrics", __name__)
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,8 +153,14 @@ def admin_metrics() -> str:
 @admins_only
 def refresh() -> ResponseReturnValue:
     if ActionForm().validate_on_submit():
-        background().enqueue("rollup_metrics")
-        flash("A rollup is on its way: the figures catch up within a minute.", "success")
+        try:
+            background().enqueue("rollup_metrics")
+        except Exception as error:  # any broker's way of being away: the next scheduled one comes
+            log.warning("could not enqueue a rollup: %s", type(error).__name__)
+            flash("The workers cannot be reached just now; the figures refresh with the next "
+                  "scheduled rollup.", "warning")
+        else:
+            flash("A rollup is on its way: the figures catch up within a minute.", "success")
     days = request.form.get("days")
     if days in {str(p) for p in read.PERIODS}:
         return redirect(url_for("metrics.admin_metrics", days=days))

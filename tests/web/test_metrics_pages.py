@@ -150,3 +150,24 @@ def test_a_therapist_sees_its_own_practices_figures(app, platform) -> None:
     assert 'data-testid="figure-active-clients">1<' in html
     elm_html = _as(app, elm.therapist_email).get("/therapist").get_data(as_text=True)
     assert 'data-testid="figure-active-clients">0<' in elm_html
+
+
+def test_refresh_now_with_the_broker_away_says_so_instead_of_failing(app, db) -> None:
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        signup.create_admin(uow, ADMIN_EMAIL, PASSWORD)
+        uow.commit()
+    client = _as(app, ADMIN_EMAIL)
+    token = csrf_token(client, "/admin/metrics")
+    background = app.extensions["background"]
+
+    def broker_away(actor_name: str, **options: object) -> None:
+        raise ConnectionError("the broker is down")  # what a stopped RabbitMQ node gave proof
+
+    real, background.enqueue = background.enqueue, broker_away
+    try:
+        response = client.post("/admin/metrics/refresh", data={"csrf_token": token})
+    finally:
+        background.enqueue = real
+    assert response.status_code == 302
+    page = client.get("/admin/metrics").get_data(as_text=True)
+    assert "The workers cannot be reached just now" in page
