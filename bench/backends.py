@@ -95,17 +95,20 @@ def reset_database(backends: Backends = BENCH) -> None:
             database, role = sql.Identifier(name), sql.Identifier(backends.app_role)
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 database))
-            if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
-                                      (backends.app_role,)).fetchone():
-                connection.execute(sql.SQL(
-                    "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOBYPASSRLS").format(
-                        role, sql.Literal(backends.app_role)))
+            ensure_role(connection, backends.app_role)
             connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(database, role))
         with psycopg.connect(backends.owner_url, autocommit=True,
                              connect_timeout=3) as connection:
             connection.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(role))
     except psycopg.Error as error:
         raise SetupError(f"cannot reset database {name} via {PG_ADMIN_URL}: {error}") from None
+
+
+def ensure_role(connection: psycopg.Connection, name: str) -> None:
+    """The application's plain role (its password is its name), made if it is not there."""
+    if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+        connection.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOBYPASSRLS")
+                           .format(sql.Identifier(name), sql.Literal(name)))
 
 
 def clear_tables(*tables: str) -> None:

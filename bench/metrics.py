@@ -7,7 +7,14 @@
   the tables for every practice, the day's flows recounted (target: at most 5 times the count).
 * `metrics-rollup-tick`: after a full rollup, 1,000 new events' worth of activity in the next
   five minutes (sign-ups and their onboarding, sign-ins, invitations sent and accepted, in
-  practices picked at random), then the incremental rollup (target: at most half the count).
+  practices picked at random), then the incremental rollup, as a worker runs it from its second
+  tick on (target: at most half the count); its first tick beside it.
+* `metrics-read-10k` (the baseline) and `metrics-read`: what `GET /api/metrics?days=30` does
+  once the admin's request is let in — a unit of work of a page's connection seeing every
+  practice and `core.metrics.read.report` — p99 over READS requests, on the platform a hundred
+  times smaller (`metrics_data.SMALL`) and on the 1M-account one, each after a full rollup;
+  beside it one practice's report (`?tenant=`). Target: at most 1.5 times the small platform's,
+  as the figures come from `metric_points` alone, whose reads follow the period, not the size.
 
 Both rollups run as the workers run them: `core.metrics.rollup.run` in a unit of work of the
 platform's role. The tick's activity is deleted again afterwards, so every round and every run
@@ -38,12 +45,13 @@ if TYPE_CHECKING:
 TICK = timedelta(minutes=5)
 NEW_EVENTS = 1_000
 COUNT_REPEATS = 3
+READS = 200  # requests per report measured, per round
 MARK = "bench-tick"  # request_id of the tick's events; the rows it adds are named after it
 
 
 @functools.cache
-def _reference(reload: bool) -> datetime:
-    return metrics_data.ensure_loaded(reload=reload, progress=_progress)
+def _reference(reload: bool, scale: metrics_data.Scale = metrics_data.FULL) -> datetime:
+    return metrics_data.ensure_loaded(scale, reload=reload, progress=_progress)
 
 
 def count_accounts(ctx: Context) -> Sample:
@@ -60,7 +68,7 @@ def count_accounts(ctx: Context) -> Sample:
                 session.execute(sa.text("SELECT count(*) FROM accounts")).scalar_one()
                 timings.append(_ms(started))
     # For comparison only: the same count as a superuser, whom row-level security skips.
-    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+    with psycopg.connect(metrics_data.FULL.admin_url) as connection:
         for _ in range(COUNT_REPEATS):
             started = time.perf_counter()
             connection.execute("SELECT count(*) FROM accounts").fetchone()
@@ -82,21 +90,84 @@ def full_rollup(ctx: Context) -> Sample:
 
 
 def tick(ctx: Context) -> Sample:
+    """The tick a worker runs every five minutes, timed on its second run: a worker's engine
+    keeps the statements' compiled forms (and psycopg its prepared ones) from tick to tick, so
+    only the first tick of a process pays for them (`first_tick_ms`)."""
     reference = _reference(ctx.options.reload_data)
-    _forget_points()
     with _database() as db:
-        _rollup(db, now=reference, since=reference.date())
-        try:
-            _record_activity(reference)
-            started = time.perf_counter()
-            report = _rollup(db, now=reference + TICK)
-            elapsed = _ms(started)
-        finally:
-            _remove_activity()
+        first_tick, _report = _timed_tick(db, reference)
+        elapsed, report = _timed_tick(db, reference)
     if not report.hours:
         raise MeasurementError("the tick found no new activity")
     return Sample(value=elapsed, extra={"points_written": report.points_written,
-                                        "hours_recounted": len(report.hours)})
+                                        "hours_recounted": len(report.hours),
+                                        "first_tick_ms": round(first_tick, 1)})
+
+
+def _timed_tick(db: Database, reference: datetime):  # type: ignore[no-untyped-def]
+    """From a full rollup at `reference`, the tick after 1,000 new events: (ms, its report)."""
+    _forget_points()
+    _rollup(db, now=reference, since=reference.date())
+    try:
+        _record_activity(reference)
+        started = time.perf_counter()
+        report = _rollup(db, now=reference + TICK)
+        return _ms(started), report
+    finally:
+        _remove_activity()
+
+
+def read_small(ctx: Context) -> Sample:
+    return _read_latency(ctx, metrics_data.SMALL)
+
+
+def read_large(ctx: Context) -> Sample:
+    return _read_latency(ctx, metrics_data.FULL)
+
+
+def _read_latency(ctx: Context, scale: metrics_data.Scale) -> Sample:
+    from core.metrics import read
+    from core.scoping import TenantContext
+    from core.uow import UnitOfWork
+
+    reference = _reference(ctx.options.reload_data, scale)
+    if not _has_points(scale):
+        with _database(scale) as db:
+            _rollup(db, now=reference, since=reference.date())
+    with psycopg.connect(scale.admin_url) as connection:
+        practice = connection.execute(
+            "SELECT id FROM tenants WHERE status = 'active' ORDER BY slug LIMIT 1").fetchone()[0]
+
+    def timings(tenant_id: uuid.UUID | None) -> list[float]:
+        found = []
+        for _ in range(READS):
+            started = time.perf_counter()
+            with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+                report = read.report(uow.session, days=30, tenant_id=tenant_id)
+            found.append(_ms(started))
+            if not report.series or not report.figures.people_by_role:
+                raise MeasurementError(f"{scale.database}: the report is empty")
+        return found
+
+    with _database(scale, page=True) as db:
+        timings(None)  # the pool's connection, and the statements' compiled forms
+        platform = timings(None)
+        one_practice = timings(practice)
+    return Sample(value=_p99(platform), p50_ms=statistics.median(platform),
+                  p99_ms=_p99(platform),
+                  extra={"accounts": scale.practices * metrics_data.PEOPLE_PER_PRACTICE,
+                         "practice_p99_ms": round(_p99(one_practice), 2), "requests": READS})
+
+
+def _has_points(scale: metrics_data.Scale) -> bool:
+    with psycopg.connect(scale.admin_url) as connection:
+        row = connection.execute("SELECT EXISTS (SELECT FROM metric_points)").fetchone()
+    return bool(row and row[0])
+
+
+def _p99(timings: list[float]) -> float:
+    ordered = sorted(timings)
+    return round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))], 2)
 
 
 def _rollup(db: Database, **options: object):  # type: ignore[no-untyped-def]
@@ -109,21 +180,23 @@ def _rollup(db: Database, **options: object):  # type: ignore[no-untyped-def]
 
 
 @contextmanager
-def _database() -> Iterator[Database]:
+def _database(scale: metrics_data.Scale = metrics_data.FULL, *, page: bool = False
+              ) -> Iterator[Database]:
     from core.config import Settings
     from core.db import Database
 
-    # A worker's connection: its statement timeout, not a page's.
-    db = Database(metrics_data.APP_URL,
-                  statement_timeout_ms=Settings().worker_statement_timeout_ms)
+    # A worker's connection, with its statement timeout; or a page's.
+    settings = Settings()
+    db = Database(scale.app_url, statement_timeout_ms=settings.database_statement_timeout_ms if page
+                  else settings.worker_statement_timeout_ms)
     try:
         yield db
     finally:
         db.dispose()
 
 
-def _forget_points() -> None:
-    with psycopg.connect(metrics_data.ADMIN_URL, autocommit=True) as connection:
+def _forget_points(scale: metrics_data.Scale = metrics_data.FULL) -> None:
+    with psycopg.connect(scale.admin_url, autocommit=True) as connection:
         connection.execute("TRUNCATE metric_points, metric_rollups")
 
 
@@ -144,7 +217,7 @@ def _record_activity(reference: datetime) -> None:
     rows: dict[str, list[tuple[object, ...]]] = {
         "identities": [], "accounts": [], "onboarding_progress": [], "invitations": [],
         "events": []}
-    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+    with psycopg.connect(metrics_data.FULL.admin_url) as connection:
         tenants = [row[0] for row in connection.execute(
             "SELECT id FROM tenants WHERE status = 'active' ORDER BY slug")]
         members = connection.execute(
@@ -223,7 +296,7 @@ def _insert(connection: psycopg.Connection, rows: dict[str, list[tuple[object, .
 
 
 def _remove_activity() -> None:
-    with psycopg.connect(metrics_data.ADMIN_URL) as connection:
+    with psycopg.connect(metrics_data.FULL.admin_url) as connection:
         connection.execute("DELETE FROM events WHERE request_id = %s", (MARK,))
         connection.execute("DELETE FROM invitations WHERE email LIKE %s", (f"{MARK}-%",))
         connection.execute("DELETE FROM identities WHERE email LIKE %s", (f"{MARK}-%",))
@@ -231,7 +304,7 @@ def _remove_activity() -> None:
     # in the very minutes the next tick reads, and autovacuum waits for a fifth of a 5M-row
     # table. After ~50 ticks the tick's sign-in scan visited 9,500 heap pages for 300 live rows
     # (11 -> 45 ms). Vacuumed, with the index entries (a few dead rows alone would skip those).
-    with psycopg.connect(metrics_data.ADMIN_URL, autocommit=True) as connection:
+    with psycopg.connect(metrics_data.FULL.admin_url, autocommit=True) as connection:
         connection.execute("VACUUM (INDEX_CLEANUP ON) events, invitations, identities, accounts, "
                            "onboarding_progress")
 

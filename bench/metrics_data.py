@@ -1,9 +1,12 @@
-"""A platform-sized database for the metrics entries: 1,000 practices, 1,000,000 accounts with
-their identities and onboarding, 200,000 invitations and 5,000,000 events over two years.
+"""A platform-sized database for the metrics entries (`FULL`): 1,000 practices, 1,000,000
+accounts with their identities and onboarding, 200,000 invitations and 5,000,000 events over two
+years; and the same platform a hundred times smaller (`SMALL`: 10 practices, 10,000 accounts,
+50,000 events), against which reads are compared.
 
-Loaded once with COPY into its own database (`bench_metrics`) and kept: a later run finds the
-seed marker and reuses it (migrations are applied on top). `python -m bench --reload-data`, or
-`dropdb -h 127.0.0.1 -U postgres bench_metrics`, loads it afresh (about five minutes here).
+Each is loaded once with COPY into its own database (`bench_metrics`, `bench_metrics_10k`) and
+kept: a later run finds the seed marker and reuses it (migrations are applied on top).
+`python -m bench --reload-data`, or `dropdb -h 127.0.0.1 -U postgres bench_metrics`, loads it
+afresh (about five minutes here for FULL, seconds for SMALL).
 
 Everything is generated from a fixed seed, relative to the time of loading (`reference_at`): the
 entries run the rollup as if it were that moment, so a database loaded weeks ago measures the
@@ -25,17 +28,30 @@ from psycopg import sql
 
 from bench import backends
 
-DATABASE_NAME = "bench_metrics"
 SEED_VERSION = "metrics-seed-3"
-ADMIN_URL = f"postgresql://postgres@127.0.0.1:5432/{DATABASE_NAME}"
-APP_URL = (f"postgresql+psycopg://{backends.APP_ROLE}:{backends.APP_ROLE}@127.0.0.1:5432/"
-           f"{DATABASE_NAME}")
 
-PRACTICES = 1_000
+
+@dataclass(frozen=True)
+class Scale:
+    database: str
+    practices: int
+    events: int
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:5432/{self.database}"
+
+    @property
+    def app_url(self) -> str:
+        return (f"postgresql+psycopg://{backends.APP_ROLE}:{backends.APP_ROLE}@127.0.0.1:5432/"
+                f"{self.database}")
+
+
+FULL = Scale("bench_metrics", practices=1_000, events=5_000_000)
+SMALL = Scale("bench_metrics_10k", practices=10, events=50_000)
 PEOPLE_PER_PRACTICE = 1_000  # one therapist and 999 clients
 ADMINS = 3
 INVITATIONS_PER_PRACTICE = 200
-EVENTS = 5_000_000
 HISTORY = timedelta(days=730)
 # Onboarding stage events are kept for the recent completions only (older ones were pruned).
 STAGE_EVENTS_FOR = timedelta(days=120)
@@ -59,26 +75,27 @@ class Person:
     created: float  # epoch seconds
 
 
-def ensure_loaded(*, reload: bool, progress: Callable[[str], None]) -> datetime:
+def ensure_loaded(scale: Scale, *, reload: bool, progress: Callable[[str], None]) -> datetime:
     """The reference time of the loaded data, loading it first if needed."""
     if not reload:
-        reference = _loaded_reference()
+        reference = _loaded_reference(scale)
         if reference is not None:
-            _migrate()
+            _migrate(scale)
             return reference
-    progress(f"loading {DATABASE_NAME} (1M accounts, 5M events) with COPY; kept for later runs")
+    progress(f"loading {scale.database} ({scale.practices * PEOPLE_PER_PRACTICE:,} accounts, "
+             f"{scale.events:,} events) with COPY; kept for later runs")
     started = time.monotonic()
-    _create_database()
-    _migrate()
+    _create_database(scale)
+    _migrate(scale)
     reference = datetime.now(UTC).replace(second=0, microsecond=0)
-    _load(reference)
-    progress(f"{DATABASE_NAME} loaded in {time.monotonic() - started:.0f} s")
+    _load(scale, reference)
+    progress(f"{scale.database} loaded in {time.monotonic() - started:.0f} s")
     return reference
 
 
-def _loaded_reference() -> datetime | None:
+def _loaded_reference(scale: Scale) -> datetime | None:
     try:
-        with psycopg.connect(ADMIN_URL, connect_timeout=3) as connection:
+        with psycopg.connect(scale.admin_url, connect_timeout=3) as connection:
             row = connection.execute(
                 "SELECT reference_at FROM bench_seed WHERE version = %s", (SEED_VERSION,)
             ).fetchone()
@@ -87,16 +104,17 @@ def _loaded_reference() -> datetime | None:
     return row[0] if row else None
 
 
-def _create_database() -> None:
-    role, name = sql.Identifier(backends.APP_ROLE), sql.Identifier(DATABASE_NAME)
+def _create_database(scale: Scale) -> None:
+    role, name = sql.Identifier(backends.APP_ROLE), sql.Identifier(scale.database)
     with psycopg.connect(backends.PG_ADMIN_URL, autocommit=True) as connection:
         connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        backends.ensure_role(connection, backends.APP_ROLE)
         connection.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, role))
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+    with psycopg.connect(scale.admin_url, autocommit=True) as connection:
         connection.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(role))
 
 
-def _migrate() -> None:
+def _migrate(scale: Scale) -> None:
     """The schema as production has it: the migrations, run as the application's role."""
     from alembic import command
     from alembic.config import Config
@@ -105,16 +123,16 @@ def _migrate() -> None:
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = APP_URL
+    config.attributes["database_url"] = scale.app_url
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
 
 
-def _load(reference: datetime) -> None:
-    generator = Generator(reference)
+def _load(scale: Scale, reference: datetime) -> None:
+    generator = Generator(scale, reference)
     # As a superuser: COPY is refused on tables with row-level security otherwise; triggers
     # (the foreign keys' checks) are skipped, the data is consistent by construction.
-    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+    with psycopg.connect(scale.admin_url, autocommit=True) as connection:
         connection.execute("SET session_replication_role = replica")
         connection.execute("SET maintenance_work_mem = '512MB'")
         indexes = _drop_secondary_indexes(connection)
@@ -174,7 +192,8 @@ def _line(*values: object) -> str:
 class Generator:
     """Rows of each table as COPY text lines, from one seeded random source."""
 
-    def __init__(self, reference: datetime) -> None:
+    def __init__(self, scale: Scale, reference: datetime) -> None:
+        self.scale = scale
         self.random = random.Random(20261129)
         self.now = reference.timestamp()
         self.start = self.now - HISTORY.total_seconds()
@@ -194,7 +213,7 @@ class Generator:
 
     # -- practices and people ---------------------------------------------------------------
     def _tenants(self) -> tuple[tuple[str, ...], Iterator[str]]:
-        for n in range(PRACTICES):
+        for n in range(self.scale.practices):
             created = self.start + self.random.uniform(0, 60 * 86400)
             self.tenants.append((self.new_id(), created, n % 100 != 99))  # 1 % provisioning
 
@@ -289,7 +308,7 @@ class Generator:
         recorded = list(self._recorded())
         members = [p for p in self.people if p.role != "admin"]
         recent = self.now - SIGN_IN_RECENCY.total_seconds()
-        for _ in range(EVENTS - len(recorded)):
+        for _ in range(self.scale.events - len(recorded)):
             person = self.random.choice(members)
             # A steady stream over the years, and a little more in the last month.
             if self.random.random() < RECENT_SIGN_INS or person.created > recent:
