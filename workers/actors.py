@@ -131,7 +131,7 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
 
     def apply_audit_retention() -> None:
         """Scheduled daily: keep monthly partitions ahead; archive, then drop, the months past
-        AUDIT_RETENTION_MONTHS."""
+        AUDIT_RETENTION_MONTHS; remove killed writers' partial files."""
         audit_retention.apply(runtime.current_uow(), runtime.services)
 
     def rollup_metrics() -> None:

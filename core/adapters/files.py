@@ -3,7 +3,9 @@
 
 A file is written through `writer(key)`, which makes it visible only once the block completed:
 a worker killed half-way leaves no half file under its key, and writing the same key again
-replaces it whole (a retried export overwrites, never appends).
+replaces it whole (a retried export overwrites, never appends). What a killed writer leaves
+behind (a folder's partial file, an S3 multipart upload) is removed by `remove_abandoned`, which
+the daily retention job calls.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import urlsplit
 
 CHUNK = 256 * 1024
+# A file being written: `.{name}.{random}.partial` beside where it will appear.
+PARTIAL = ".partial"
 
 
 class FileStore(Protocol):
@@ -35,6 +40,11 @@ class FileStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove `key`; nothing happens if there is none (the health probe cleans up after
         itself; an erasure may run twice)."""
+        ...
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        """Remove the partial files of writers that died (killed mid-export) and that were
+        last written before `started_before`; how many went."""
         ...
 
     def describe(self) -> str: ...
@@ -59,7 +69,7 @@ class LocalFileStore:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
-            dir=path.parent, prefix=f".{path.name}.", delete=False)
+            dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL, delete=False)
         try:
             with handle:
                 yield handle
@@ -80,6 +90,18 @@ class LocalFileStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        # A live writer touches its file with every chunk: only a dead one's stops changing.
+        cutoff, removed = started_before.timestamp(), 0
+        for path in self.root.rglob(f".*{PARTIAL}"):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer finished (or failed) meanwhile
+                continue
+        return removed
 
     def describe(self) -> str:
         return f"folder {self.root}"
@@ -114,6 +136,9 @@ class MemoryFileStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self.files.pop(_safe_key(key), None)
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        return 0  # a writer that dies takes its buffer with it
 
     def describe(self) -> str:
         return "memory"
@@ -157,6 +182,20 @@ class S3FileStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def remove_abandoned(self, started_before: datetime) -> int:
+        """Abort the multipart uploads of writers killed mid-upload (the spool was a temporary
+        file, which the system removed with the process); the parts cost storage until then."""
+        removed = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "")
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < started_before:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    removed += 1
+        return removed
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"

@@ -8,13 +8,15 @@ through `audit_drop_partition` (which refuses a month within retention or not ar
 same row count), on SQLite its rows are deleted past the trigger by a permit. Chains stay
 verifiable: within a chain `created_at` never goes backwards, so a dropped month is a prefix of
 each chain, and the retention checkpoint is where verification picks the chain up again.
+The same daily run removes what writers killed mid-file left in the file store (exports,
+archives), once nothing has written to it for ABANDONED_AFTER.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +33,8 @@ from core.services import Services
 from core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+# Longer than any export or archive takes to write, so a live writer's file is never taken.
+ABANDONED_AFTER = timedelta(hours=6)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class RetentionReport:
     archived: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # archived, but the sink is behind
+    abandoned_files: int = 0  # partial files of writers killed mid-file, removed
 
 
 def label(month: datetime) -> str:
@@ -85,6 +90,7 @@ def apply(uow: UnitOfWork, services: Services, *, now: datetime | None = None
         _drop(uow, settings.audit_key, month, archive, settings.audit_retention_months)
         report.dropped.append(name)
     uow.rollback()
+    report.abandoned_files = services.files.remove_abandoned(now - ABANDONED_AFTER)
     return report
 
 

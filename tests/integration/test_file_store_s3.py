@@ -86,3 +86,61 @@ def test_health_probes_the_s3_store_and_fails_when_it_stops(db, database_url, in
     # Exports cannot land, but pages and log-ins work: degraded, not down.
     assert response.status_code == 200 and body["status"] == "degraded"
     assert body["checks"]["database"]["status"] == "pass"
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from core.adapters.files import LocalFileStore
+with LocalFileStore(Path(sys.argv[1])).writer("audit-exports/killed.csv") as out:
+    out.write(b"half an export\\n")
+    out.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_writer_killed_mid_file_leaves_a_partial_file_that_is_removed_later(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import ROOT
+
+    store = LocalFileStore(tmp_path)
+    with store.writer("audit-exports/whole.csv") as out:
+        out.write(b"a whole export\n")
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path)], cwd=ROOT,
+                            check=False)
+    assert killed.returncode == -9
+    assert not store.exists("audit-exports/killed.csv")
+    [partial] = [p for p in (tmp_path / "audit-exports").iterdir() if p.name != "whole.csv"]
+    written = datetime.fromtimestamp(partial.stat().st_mtime, UTC)
+
+    # Still being written, as far as anyone can tell: kept.
+    assert store.remove_abandoned(written - timedelta(seconds=1)) == 0
+    assert partial.exists()
+    assert store.remove_abandoned(written + timedelta(seconds=1)) == 1
+    assert not partial.exists()
+    assert b"".join(store.read("audit-exports/whole.csv")) == b"a whole export\n"
+    assert os.listdir(tmp_path / "audit-exports") == ["whole.csv"]
+
+
+def test_uploads_of_a_killed_writer_are_aborted_on_s3(tmp_path, s3):
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+
+    store = build_file_store("s3://audit-exports/platform", tmp_path)
+    client = boto3.client("s3", endpoint_url=s3)
+    client.create_multipart_upload(Bucket="audit-exports", Key="platform/audit-exports/big.csv")
+    client.create_multipart_upload(Bucket="audit-exports", Key="elsewhere/not-ours.csv")
+    with store.writer("audit-exports/whole.csv") as out:
+        out.write(b"a whole export\n")
+
+    # (moto reports every upload as initiated in 2010, so the cutoff itself is tested on the
+    # folder store above.)
+    assert store.remove_abandoned(datetime.now(UTC) + timedelta(minutes=1)) == 1
+    left = client.list_multipart_uploads(Bucket="audit-exports").get("Uploads", [])
+    assert [upload["Key"] for upload in left] == ["elsewhere/not-ours.csv"]
+    assert store.exists("audit-exports/whole.csv")

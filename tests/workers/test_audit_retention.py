@@ -109,3 +109,27 @@ def test_partitions_are_kept_ahead(db, services):
 
         months = existing_months(session)
     assert add_months(month_start(clock.now()), 3) in months
+
+
+def test_the_daily_run_removes_partial_files_of_killed_writers(app, db, tmp_path):
+    import os
+
+    from core.adapters.files import LocalFileStore
+
+    services = app.extensions["services"]
+    services.files = LocalFileStore(tmp_path)
+    folder = tmp_path / "audit-exports"
+    folder.mkdir()
+    abandoned = folder / ".export-1.csv.k2j4h1x0.partial"
+    abandoned.write_bytes(b"half an export")
+    long_ago = (clock.now() - retention.ABANDONED_AFTER).timestamp() - 60
+    os.utime(abandoned, (long_ago, long_ago))
+    being_written = folder / ".export-2.csv.p9q8r7s6.partial"
+    being_written.write_bytes(b"an export under way")
+    (folder / "export-0.csv").write_bytes(b"a finished export")
+
+    report = _apply(db, services)
+
+    assert report.abandoned_files == 1
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".export-2.csv.p9q8r7s6.partial", "export-0.csv"]
