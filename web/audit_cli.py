@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 import click
 from flask.cli import AppGroup
@@ -29,13 +30,24 @@ def _tenant(value: str | None) -> uuid.UUID | None:
 
 @audit_cli.command("verify")
 @click.option("--tenant", help="Only this practice's chain (its id).")
-def audit_verify(tenant: str | None) -> None:
+@click.option("--checkpoints", "sink_file", type=click.File("r", encoding="utf-8"),
+              help="The external sink's records (JSON Lines, as it received them): its signed "
+              "checkpoints count too, so a tail cut off together with the database's "
+              "checkpoints still shows.")
+def audit_verify(tenant: str | None, sink_file: TextIO | None) -> None:
     """Check every chain entry by entry and against the signed checkpoints. Exit status 1
     names the first broken sequence number of each broken chain and why."""
     require_database()
+    try:
+        kept_elsewhere = checkpoints.from_sink_records(sink_file) if sink_file else []
+    except checkpoints.UnreadableCheckpoint as error:
+        raise click.BadParameter(str(error), param_hint="--checkpoints") from None
+    if sink_file:
+        click.echo(f"{len(kept_elsewhere)} checkpoint(s) from {sink_file.name}")
     with command_unit_of_work() as uow:
         report = integrity.verify_and_record(uow, settings().audit_key,
-                                             tenant_id=_tenant(tenant))
+                                             tenant_id=_tenant(tenant),
+                                             kept_elsewhere=kept_elsewhere)
     click.echo(f"{report.chains} chain(s), {report.entries} entries"
                + (f" ({report.erased} with personal data erased)" if report.erased else ""))
     for problem in report.problems:

@@ -4,14 +4,18 @@ A chain proves that nothing inside it changed, but not that its newest entries a
 cut the tail off and what remains still verifies. A checkpoint, kept in the database and sent to
 the external sink, remembers how far each chain had reached, so a shorter chain shows. Each
 checkpoint lists only the chains that moved since the one before; "retention" checkpoints mark
-where chains continue after their oldest months were archived and dropped.
+where chains continue after their oldest months were archived and dropped. Someone who can cut a
+chain's tail can usually delete the database's checkpoints too: the sink's copies
+(`from_sink_records`) are what verification trusts then.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,10 +102,41 @@ class Checkpoints:
     forged: list[AuditCheckpoint]
 
 
-def load(session: Session, key: bytes, chain_id: uuid.UUID | None = None) -> Checkpoints:
+class UnreadableCheckpoint(ValueError):
+    """A line that should be a checkpoint as the sink received it, and is not."""
+
+
+def from_sink_records(lines: Iterable[str]) -> list[AuditCheckpoint]:
+    """The checkpoints among records as the external sink received them (JSON Lines, one
+    record each; entries and blank lines are skipped), as unsaved checkpoints to verify with."""
+    found = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if record.get("kind") != "checkpoint":
+                continue
+            document, signature = record["checkpoint"], record["signature"]
+            found.append(AuditCheckpoint(
+                id=int(document["id"]), kind=str(document["kind"]),
+                created_at=datetime.fromisoformat(document["created_at"]),
+                heads=dict(document["heads"]), key_id=str(document["key_id"]),
+                signature=str(signature)))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UnreadableCheckpoint(f"line {number} is not a record as the sink received "
+                                       f"it ({type(error).__name__}: {error})") from None
+    return found
+
+
+def load(session: Session, key: bytes, chain_id: uuid.UUID | None = None, *,
+         kept_elsewhere: Sequence[AuditCheckpoint] = ()) -> Checkpoints:
+    """The genuine checkpoints' findings: the database's and those `kept_elsewhere` (the
+    sink's copies), whichever saw a chain furthest."""
     found = Checkpoints(latest={}, anchors={}, forged=[])
-    for checkpoint in session.execute(
-            sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars():
+    stored = list(session.execute(
+        sa.select(AuditCheckpoint).order_by(AuditCheckpoint.id)).scalars())
+    for checkpoint in [*stored, *kept_elsewhere]:
         if not is_genuine(key, checkpoint):
             found.forged.append(checkpoint)
             continue

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import sqlalchemy as sa
 
 from core import clock
+from core.audit.models import AuditCheckpoint
 from core.audit.verify import Report, latest, record, verify
 from core.events.types import EventType
 from core.identity.models import Account, Role
@@ -25,10 +27,10 @@ log = logging.getLogger(__name__)
 INTEGRITY_ALERT = "audit_integrity"
 
 
-def verify_and_record(uow: UnitOfWork, key: bytes, *,
-                      tenant_id: uuid.UUID | None = None) -> Report:
+def verify_and_record(uow: UnitOfWork, key: bytes, *, tenant_id: uuid.UUID | None = None,
+                      kept_elsewhere: Sequence[AuditCheckpoint] = ()) -> Report:
     started = clock.now()
-    report = verify(uow.session, key, tenant_id=tenant_id)
+    report = verify(uow.session, key, tenant_id=tenant_id, kept_elsewhere=kept_elsewhere)
     record(uow.session, report, tenant_id=tenant_id, started_at=started)
     if not report.ok:
         first = report.problems[0]

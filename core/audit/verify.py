@@ -11,7 +11,7 @@ checkpoints.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +22,7 @@ from core import clock
 from core.audit import chain
 from core.audit import checkpoints as checkpoint_store
 from core.audit.chain import GENESIS, PLATFORM_CHAIN, timestamp
-from core.audit.models import AUDIT_ENTRIES, AuditChain, AuditVerification
+from core.audit.models import AUDIT_ENTRIES, AuditChain, AuditCheckpoint, AuditVerification
 from core.scoping import crossing_tenants
 
 WALK_BATCH = 2000
@@ -61,12 +61,14 @@ class Report:
         return self.problems[0] if self.problems else None
 
 
-def verify(session: Session, key: bytes, *, tenant_id: uuid.UUID | None = None) -> Report:
-    """Verify every chain (or only `tenant_id`'s) in a session that sees every practice."""
+def verify(session: Session, key: bytes, *, tenant_id: uuid.UUID | None = None,
+           kept_elsewhere: Sequence[AuditCheckpoint] = ()) -> Report:
+    """Verify every chain (or only `tenant_id`'s) in a session that sees every practice, against
+    the database's checkpoints and those `kept_elsewhere` (the sink's copies)."""
     report = Report()
     with crossing_tenants(session):
         only = chain.chain_of(tenant_id) if tenant_id else None
-        known = checkpoint_store.load(session, key, only)
+        known = checkpoint_store.load(session, key, only, kept_elsewhere=kept_elsewhere)
         report.problems.extend(
             Problem(str(PLATFORM_CHAIN), 0, "forged-checkpoint",
                     f"checkpoint #{c.id} of {timestamp(c.created_at)} does not verify with the "

@@ -145,6 +145,72 @@ def test_a_cut_off_tail_is_caught_by_the_last_signed_checkpoint(app, postgres):
     assert "saw it reach seq 10" in result.output
 
 
+def _sink_records(db) -> list[dict]:
+    """Everything delivered so far, as the external sink received it."""
+    from core.adapters.audit_sink import MemorySink
+    from core.audit import sink
+
+    received = MemorySink()
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        sink.deliver_pending(uow, received)
+    return received.records
+
+
+def _cut_tail_and_checkpoints(db, keep: int) -> None:
+    with as_superuser(db) as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE chain_id = :c AND seq > :k"),
+                           {"c": str(PRACTICE), "k": keep})
+        head = chain_entries(db, PRACTICE)[keep - 1].hash
+        connection.execute(sa.text("UPDATE audit_chains SET seq = :k, head_hash = :h "
+                                   "WHERE chain_id = :c"), {"c": str(PRACTICE), "h": head,
+                                                            "k": keep})
+        connection.execute(sa.text("DELETE FROM audit_checkpoints"))
+
+
+def test_a_tail_cut_off_with_the_checkpoints_is_caught_by_the_sinks_copies(app, postgres,
+                                                                           tmp_path):
+    import json
+
+    write_entries(postgres, 10, tenant_id=PRACTICE)
+    assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
+    records = _sink_records(postgres)
+    sink_file = tmp_path / "sink.jsonl"
+    sink_file.write_text("".join(json.dumps(record) + "\n" for record in records))
+    _cut_tail_and_checkpoints(postgres, keep=7)
+
+    # The database alone no longer knows the chain was longer ...
+    assert _verify(app).exit_code == 0
+    # ... the sink's copy of the checkpoint does.
+    result = _verify(app, "--checkpoints", str(sink_file))
+    assert result.exit_code == 1, result.output
+    assert "1 checkpoint(s) from" in result.output
+    assert f"BROKEN chain {PRACTICE}: seq 8: missing — the chain ends at seq 7, but the " \
+           "checkpoint signed" in result.output
+    assert "saw it reach seq 10" in result.output
+
+
+def test_a_sink_file_with_an_altered_checkpoint_or_no_records_is_refused(app, postgres,
+                                                                        tmp_path):
+    import json
+
+    write_entries(postgres, 3, tenant_id=PRACTICE)
+    assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
+    [record] = [r for r in _sink_records(postgres) if r["kind"] == "checkpoint"]
+    record["checkpoint"]["heads"][str(PRACTICE)][0] = 2
+    altered = tmp_path / "altered.jsonl"
+    altered.write_text(json.dumps(record) + "\n")
+    result = _verify(app, "--checkpoints", str(altered))
+    assert result.exit_code == 1
+    assert "forged-checkpoint" in result.output
+
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text('{"kind": "checkpoint", "checkpoint": {"id": 1}}\n')
+    result = _verify(app, "--checkpoints", str(garbled))
+    assert result.exit_code == 2
+    assert "line 1 is not a record as the sink received it" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_forged_checkpoint_is_reported(app, postgres):
     write_entries(postgres, 3, tenant_id=PRACTICE)
     assert app.test_cli_runner().invoke(args=["audit", "checkpoint"]).exit_code == 0
