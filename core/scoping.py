@@ -115,8 +115,10 @@ def crossing_tenants(session: Session) -> Iterator[None]:
     set_context(session, TenantContext.system())
     try:
         yield
-    finally:
-        set_context(session, previous)
+    except BaseException:
+        _restore_after_error(session, previous)
+        raise
+    set_context(session, previous)
 
 
 @contextmanager
@@ -129,8 +131,21 @@ def within_tenant(session: Session, tenant_id: uuid.UUID | None) -> Iterator[Non
     try:
         yield
         session.flush()
-    finally:
+    except BaseException:
+        _restore_after_error(session, previous)
+        raise
+    set_context(session, previous)
+
+
+def _restore_after_error(session: Session, previous: TenantContext) -> None:
+    """Back to `previous` after the block failed. Where the failure took the transaction with
+    it (the database stopped answering mid-flush), only the session's own record changes, which
+    the next transaction starts from: reaching for the lost connection again raised a second
+    error that hid the first, and a 503 ("the database did not answer") became a 500."""
+    try:
         set_context(session, previous)
+    except sa.exc.SQLAlchemyError:
+        session.info[INFO_KEY] = previous
 
 
 def context_for(role: str, tenant_id: uuid.UUID | None) -> TenantContext:
