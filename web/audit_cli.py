@@ -7,7 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import click
 from flask.cli import AppGroup
@@ -30,11 +30,11 @@ def _tenant(value: str | None) -> uuid.UUID | None:
 
 @audit_cli.command("verify")
 @click.option("--tenant", help="Only this practice's chain (its id).")
-@click.option("--checkpoints", "sink_file", type=click.File("r", encoding="utf-8"),
+@click.option("--checkpoints", "sink_file", type=click.File("rb"),
               help="The external sink's records (JSON Lines, as it received them): its signed "
               "checkpoints count too, so a tail cut off together with the database's "
               "checkpoints still shows.")
-def audit_verify(tenant: str | None, sink_file: TextIO | None) -> None:
+def audit_verify(tenant: str | None, sink_file: BinaryIO | None) -> None:
     """Check every chain entry by entry and against the signed checkpoints. Exit status 1
     names the first broken sequence number of each broken chain and why."""
     require_database()

@@ -106,15 +106,16 @@ class UnreadableCheckpoint(ValueError):
     """A line that should be a checkpoint as the sink received it, and is not."""
 
 
-def from_sink_records(lines: Iterable[str]) -> list[AuditCheckpoint]:
-    """The checkpoints among records as the external sink received them (JSON Lines, one
-    record each; entries and blank lines are skipped), as unsaved checkpoints to verify with."""
+def from_sink_records(lines: Iterable[bytes]) -> list[AuditCheckpoint]:
+    """The checkpoints among records as the external sink received them (JSON Lines in UTF-8,
+    one record each; entries and blank lines are skipped), as unsaved checkpoints to verify
+    with."""
     found = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.decode("utf-8"))
             if record.get("kind") != "checkpoint":
                 continue
             document, signature = record["checkpoint"], record["signature"]

@@ -210,6 +210,12 @@ def test_a_sink_file_with_an_altered_checkpoint_or_no_records_is_refused(app, po
     assert "line 1 is not a record as the sink received it" in result.output
     assert "Traceback" not in result.output
 
+    undecodable = tmp_path / "undecodable.jsonl"
+    undecodable.write_bytes(b"\xff\xfe\x00 not UTF-8\n")
+    result = _verify(app, "--checkpoints", str(undecodable))
+    assert result.exit_code == 2
+    assert "line 1 is not a record as the sink received it (UnicodeDecodeError" in result.output
+
 
 def test_a_forged_checkpoint_is_reported(app, postgres):
     write_entries(postgres, 3, tenant_id=PRACTICE)
