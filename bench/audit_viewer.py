@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from bench import backends
-from bench.measure import Context, Sample
+from bench.measure import Context, Sample, p99
 
 LARGE, SMALL, QUICK_LARGE = 5_000_000, 50_000, 500_000
 REQUESTS = 200  # per page measured, per round
@@ -101,8 +101,7 @@ def warm_small(ctx: Context) -> None:
 
 
 def _p99(timings: list[float]) -> float:
-    ordered = sorted(timings)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000
+    return p99(timings) * 1000
 
 
 def _latencies(db: Any, filters: Any, cursor: Any) -> list[float]:

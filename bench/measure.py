@@ -89,3 +89,9 @@ class Throughput:
     def measure(self, ctx: Context) -> Sample:
         result = self.run(ctx)
         return result if isinstance(result, Sample) else Sample(value=result)
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile of `values` (nearest rank), in their own unit."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]

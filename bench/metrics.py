@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from bench import metrics_data
-from bench.measure import Context, MeasurementError, Sample
+from bench.measure import Context, MeasurementError, Sample, p99
 
 if TYPE_CHECKING:
     from core.db import Database
@@ -153,21 +153,16 @@ def _read_latency(ctx: Context, scale: metrics_data.Scale) -> Sample:
         timings(None)  # the pool's connection, and the statements' compiled forms
         platform = timings(None)
         one_practice = timings(practice)
-    return Sample(value=_p99(platform), p50_ms=statistics.median(platform),
-                  p99_ms=_p99(platform),
+    return Sample(value=p99(platform), p50_ms=statistics.median(platform),
+                  p99_ms=p99(platform),
                   extra={"accounts": scale.practices * metrics_data.PEOPLE_PER_PRACTICE,
-                         "practice_p99_ms": round(_p99(one_practice), 2), "requests": READS})
+                         "practice_p99_ms": round(p99(one_practice), 2), "requests": READS})
 
 
 def _has_points(scale: metrics_data.Scale) -> bool:
     with psycopg.connect(scale.admin_url) as connection:
         row = connection.execute("SELECT EXISTS (SELECT FROM metric_points)").fetchone()
     return bool(row and row[0])
-
-
-def _p99(timings: list[float]) -> float:
-    ordered = sorted(timings)
-    return round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))], 2)
 
 
 def _rollup(db: Database, **options: object):  # type: ignore[no-untyped-def]
