@@ -53,6 +53,7 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
     events were audited."""
     written = 0
     for _ in range(max_batches):
+        _ready_partitions(uow)
         rows = uow.session.execute(
             sa.select(*_COLUMNS)
             .where(_events.c.audited_at.is_(None))
@@ -80,6 +81,15 @@ def write_pending(uow: UnitOfWork, *, batch: int = AUDIT_BATCH, max_batches: int
         if len(rows) < batch:
             break
     return written
+
+
+def _ready_partitions(uow: UnitOfWork) -> None:
+    """This month's partition exists before any event is locked. Creating one takes an
+    exclusive lock on the audit table; taken while holding events, it deadlocked with an
+    erasure that had read the audit table and was waiting for those events. (Once a process
+    has seen the month exist, this costs nothing; the scheduler makes months ahead.)"""
+    partitions.ensure_months(uow.session, [clock.now()])
+    uow.commit()
 
 
 def queue_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> None:

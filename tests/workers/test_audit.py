@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 
-from core.audit import writer
+from core import clock
+from core.audit import partitions, writer
 from core.audit.models import AuditEntry
 from core.audit.security import security_entry
 from core.events.models import Event, HandlerRun
@@ -13,6 +18,7 @@ from core.events.types import EventType
 from core.logs import request_id_var
 from core.scoping import system_session
 from core.uow import Origin
+from tests.support.audit import as_superuser
 
 
 def _audit_rows(db) -> list[AuditEntry]:
@@ -87,3 +93,54 @@ def test_an_event_a_handler_is_claiming_right_now_is_still_audited(app, db, side
         claiming.rollback()
     with system_session(db) as session:
         assert session.get(Event, event.id).audited_at is not None
+
+
+FAR_MONTH = datetime(2091, 7, 15, 12, 0, tzinfo=UTC)
+
+
+def _waiting_for_a_lock(db) -> bool:
+    with db.engine.connect() as watcher:
+        return bool(watcher.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
+
+
+def test_a_month_s_first_entry_does_not_deadlock_with_a_transaction_that_read_the_log(
+        db, side, monkeypatch) -> None:
+    """From CI: the writer created a new month's partition (an exclusive lock on the audit
+    table) while holding its batch's events; an erasure that had read the audit table and then
+    locked those events deadlocked with it, and the erasure was lost."""
+    if db.dialect != "postgresql":
+        pytest.skip("monthly partitions are PostgreSQL's")
+    with as_superuser(db) as admin:  # the month must be new, whatever ran before
+        admin.execute(sa.text("DROP TABLE IF EXISTS audit_entries_p209107"))
+    with system_session(db) as session:
+        partitions.forget_month(session, FAR_MONTH)
+    monkeypatch.setattr(clock, "now", lambda: FAR_MONTH)
+    with side.runtime.unit_of_work() as uow:
+        uow.record(EventType.TEST_EMAIL_REQUESTED, subject="mail:test", payload={})
+        uow.commit()
+
+    outcome: dict[str, object] = {}
+
+    def write() -> None:
+        try:
+            with side.runtime.unit_of_work() as uow:
+                outcome["written"] = writer.write_pending(uow)
+        except Exception as error:  # the assertion below shows it
+            outcome["error"] = error
+
+    with system_session(db) as reader:
+        reader.execute(sa.select(sa.func.count()).select_from(AuditEntry))  # holds ACCESS SHARE
+        thread = threading.Thread(target=write)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_for_a_lock(db) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _waiting_for_a_lock(db), "the writer never reached the new month"
+        locked = reader.execute(sa.select(Event.id).with_for_update()).scalars().all()
+        reader.commit()
+    thread.join(timeout=30)
+
+    assert len(locked) == 1
+    assert outcome == {"written": 1}
+    assert len(_audit_rows(db)) == 1
