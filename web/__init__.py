@@ -63,7 +63,8 @@ def create_app(settings: Settings, *, services: Services, background: Background
     if devmail.enabled(settings):  # never in production: there /dev/mail is a plain 404
         app.register_blueprint(devmail.blueprint)
     cli.init_app(app)
-    assets.init_app(app, watch=not settings.is_production)  # last: it wraps the WSGI app
+    assets.init_app(app, watch=not settings.is_production)  # it wraps the WSGI app
+    health.install_liveness_probe(app, production=settings.is_production)  # outermost
     return app
 
 

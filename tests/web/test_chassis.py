@@ -8,6 +8,8 @@ import re
 import pytest
 from flask import Flask
 
+from tests.conftest import make_settings
+from tests.support.apps import make_app
 from tests.support.flows import login
 
 
@@ -47,6 +49,40 @@ def test_content_security_policy_uses_nonces_and_forbids_framing(client) -> None
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     # Each response gets its own nonce.
     assert nonce not in client.get("/").headers["Content-Security-Policy"]
+
+
+def test_a_response_that_shows_no_page_has_the_policy_without_a_nonce(client) -> None:
+    """No page asked for a nonce, so none is offered: nothing inline may run at all."""
+    csp = client.get("/api/health/ready").headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+
+
+def test_the_liveness_probe_keeps_every_response_s_headers_and_log_line(client, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="web.request"):
+        response = client.get("/api/health/live", headers={"X-Request-ID": "probe-0001"})
+        head = client.head("/api/health/live")
+    assert response.status_code == 200 and response.get_json() == {"status": "alive"}
+    assert response.headers["X-Request-ID"] == "probe-0001"
+    assert response.headers["Cache-Control"] == "no-store"
+    for name in ("X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy",
+                 "Permissions-Policy"):
+        assert response.headers[name] == client.get("/").headers[name]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "Set-Cookie" not in response.headers
+    assert head.status_code == 200 and head.get_data() == b""
+    assert [(r.request_id, r.getMessage().split()[:3]) for r in caplog.records][:1] == [
+        ("probe-0001", ["GET", "/api/health/live", "200"])]
+
+
+def test_the_liveness_probe_says_hsts_over_https_in_production(db, database_url,
+                                                               tmp_path) -> None:
+    settings = make_settings(database_url, tmp_path, app_env="production")
+    client = make_app(settings, db).test_client()
+    secure = client.get("/api/health/live", base_url="https://localhost")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=63072000")
+    assert "Strict-Transport-Security" not in client.get("/api/health/live").headers
 
 
 def test_every_response_has_a_request_id_that_is_in_the_logs(client, caplog) -> None:
