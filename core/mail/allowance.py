@@ -82,6 +82,14 @@ def record(session: Session, address: str, kind: str, event_id: uuid.UUID | None
                         event_id=event_id, status=status, created_at=clock.now()))
 
 
+def earlier_decision(session: Session, address: str, kind: str, event_id: uuid.UUID) -> str | None:
+    """What an earlier attempt at this event's `kind` e-mail to `address` recorded (sent or
+    suppressed), or None: a retry counts against the allowance once, not once per attempt."""
+    return session.execute(sa.select(MailLog.status).where(
+        MailLog.recipient_hash == recipient_hash(address), MailLog.kind == kind,
+        MailLog.event_id == event_id).limit(1)).scalar_one_or_none()
+
+
 def recipients_of(session: Session, event_id: uuid.UUID, kind: str) -> set[str]:
     """The recipient hashes a `kind` e-mail for this event already went to."""
     return set(session.execute(sa.select(MailLog.recipient_hash).where(

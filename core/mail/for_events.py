@@ -15,16 +15,25 @@ log = logging.getLogger(__name__)
 def send_for_event(ctx: HandlerContext, template: str, to: str, **context: Any) -> None:
     """Render `template` and send it, unless the recipient has had their allowance of such
     e-mails (then it is counted as suppressed instead). The Message-ID comes from
-    (event, handler), so a retry after an unknown SMTP outcome carries the same one."""
+    (event, handler), so a retry after an unknown SMTP outcome carries the same one.
+
+    What the e-mail depends on (a token its link carries, its own record) is committed before it
+    goes; afterwards only the run's "done" marker is left to write (see
+    HandlerContext.commit_before_effect)."""
     session = ctx.uow.session
-    too_many = allowance.over_allowance(session, to, template)
-    if too_many:
-        allowance.record(session, to, template, ctx.event.id, "suppressed")
-        log.warning("%s e-mail for event %s suppressed: %s", template, ctx.event.id, too_many)
+    decided = allowance.earlier_decision(session, to, template, ctx.event.id)
+    if decided is None:
+        too_many = allowance.over_allowance(session, to, template)
+        decided = "suppressed" if too_many else "sent"
+        allowance.record(session, to, template, ctx.event.id, decided)
+        if too_many:
+            log.warning("%s e-mail for event %s suppressed: %s", template, ctx.event.id,
+                        too_many)
+    if decided == "suppressed":
         return
     settings = ctx.services.settings
     mail = compose(template, to=to, sender=settings.mail_from,
-                      message_id=message_id_for(ctx.event.id, ctx.handler, settings.mail_from),
-                      context={"public_url": settings.public_url, **context})
+                   message_id=message_id_for(ctx.event.id, ctx.handler, settings.mail_from),
+                   context={"public_url": settings.public_url, **context})
+    ctx.commit_before_effect()
     ctx.services.mailer.send(mail)
-    allowance.record(session, to, template, ctx.event.id, "sent")

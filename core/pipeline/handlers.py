@@ -60,6 +60,14 @@ class HandlerContext:
     message_id: str
     handler: str = ""
 
+    def commit_before_effect(self) -> None:
+        """Commit what the effect wrote so far, just before its part outside the database (an
+        e-mail): what that part refers to (a token in a link, the e-mail's own record) exists
+        before it does, and once it is done only the run's "done" marker is left to write, one
+        round trip that does not wait for the disk. That round trip is the only moment in which
+        a killed worker leaves the effect done but not marked, to be repeated by its retry."""
+        self.uow.commit()
+
 
 def _always(_settings: Settings, _event_type: str) -> bool:
     return True

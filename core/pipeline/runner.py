@@ -77,15 +77,11 @@ def run_handler(
         raise GiveUp(f"{handler.name} gave up on event {event_id} after {run.attempts} attempts")
 
     try:
+        attempt, kind = run.attempts, event.type
         handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id,
                                    handler=handler.name))
-        run.status = "done"
-        run.completed_at = clock.now()
-        run.locked_until = None
-        run.last_error = None
-        uow.commit()
-        log.info("%s done for %s event %s (attempt %d)", handler.name, event.type, event_id,
-                 run.attempts)
+        _mark_done(uow, handler, event_id)
+        log.info("%s done for %s event %s (attempt %d)", handler.name, kind, event_id, attempt)
     except Exception as error:
         uow.rollback()
         _record_failure(uow, handler, event_id, error)
@@ -272,8 +268,9 @@ def _mark_done(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID) -> None:
     """Commit "done" for the event, together with whatever its effect wrote."""
     values = {"done_event": event_id, "done_handler": handler.name, "done_at": clock.now()}
     if uow.db.dialect == "postgresql" and not uow.has_changes():
-        # An effect outside the database (an e-mail, a webhook): its "done" is a marker, one
-        # statement committed on its own (see Database.execute_marker for its durability).
+        # An effect outside the database (an e-mail, a webhook), whose rows, if any, were
+        # committed before it (HandlerContext.commit_before_effect): its "done" is a marker,
+        # one statement committed on its own (see Database.execute_marker for its durability).
         uow.end_idle_transaction()
         uow.db.execute_marker(_MARK_DONE, values)
         return

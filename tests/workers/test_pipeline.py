@@ -13,6 +13,7 @@ from core import clock
 from core.audit.models import AuditEntry
 from core.events import outbox
 from core.events.models import DeadLetter, Event, HandlerRun
+from core.mail.models import MailLog
 from core.mail.test_email import request_test_email
 from core.scoping import system_session
 from core.uow import Origin
@@ -254,3 +255,96 @@ def test_a_failure_ends_the_batch_without_spending_the_others_attempts(
     assert (runs[ids[2]].status, runs[ids[2]].attempts, runs[ids[2]].locked_until) == (
         "running", 0, None)
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["sent@example.com"]
+
+
+class _WatchesTheSend:
+    """Wraps the mailer: what another connection sees as the e-mail starts out, and whether the
+    server has taken it yet."""
+
+    def __init__(self, mailer, db) -> None:
+        self.mailer, self.db = mailer, db
+        self.seen_at_send: list[tuple[str, int]] = []
+        self.server_has_it = False
+
+    def send(self, mail) -> None:
+        with system_session(self.db) as session:
+            self.seen_at_send.append((
+                session.execute(sa.select(HandlerRun.status)).scalar_one(),
+                session.execute(sa.select(sa.func.count()).select_from(MailLog)).scalar_one()))
+        self.mailer.send(mail)
+        self.server_has_it = True
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_e_mail_s_record_is_committed_before_it_goes_and_only_done_is_left_after(
+        mail_app, smtp_server, db, side, batched) -> None:
+    """A worker killed after the server took an e-mail, before its "done" was written, sends it
+    again on retry. After the server has it, the effect's own transaction writes nothing more:
+    what it depends on is committed before it goes, and "done" is a marker of its own."""
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["once@example.com"], side)
+    services = side.services
+    original = services.mailer
+    services.mailer = watcher = _WatchesTheSend(original, db)
+    after_the_server_had_it: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:
+        if watcher.server_has_it:
+            after_the_server_had_it.append(statement)
+
+    sa.event.listen(services.db.engine, "before_cursor_execute", note)
+    try:
+        with side.runtime.unit_of_work() as uow:
+            if batched:
+                assert runner.run_batch(uow, services, handler, [event.id], "message-1").done == 1
+            else:
+                assert runner.run_handler(uow, services, handler, event.id,
+                                          "message-1") == runner.Outcome.DONE
+    finally:
+        sa.event.remove(services.db.engine, "before_cursor_execute", note)
+        services.mailer = original
+    assert watcher.seen_at_send == [("running", 1)]
+    assert watcher.server_has_it and after_the_server_had_it == []
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["once@example.com"]
+    run = _runs(db, [event.id])[event.id]
+    assert (run.status, run.attempts) == ("done", 1)
+
+
+def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
+        mail_app, smtp_server, db, side) -> None:
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    class RefusesOnce:
+        def __init__(self, mailer) -> None:
+            self.mailer, self.refused = mailer, False
+
+        def send(self, mail) -> None:
+            if not self.refused:
+                self.refused = True
+                raise OSError("connection reset")
+            self.mailer.send(mail)
+
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["retried@example.com"], side)
+    services = side.services
+    original = services.mailer
+    services.mailer = RefusesOnce(original)
+    try:
+        with side.runtime.unit_of_work() as uow, pytest.raises(OSError):
+            runner.run_handler(uow, services, handler, event.id, "message-1")
+        assert _runs(db, [event.id])[event.id].status == "running"
+        with side.runtime.unit_of_work() as uow:
+            assert runner.run_handler(uow, services, handler, event.id,
+                                      "message-2") == runner.Outcome.DONE
+    finally:
+        services.mailer = original
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["retried@example.com"]
+    run = _runs(db, [event.id])[event.id]
+    assert (run.status, run.attempts) == ("done", 2)
+    with system_session(db) as session:
+        assert session.execute(sa.select(MailLog.status).where(
+            MailLog.event_id == event.id)).scalars().all() == ["sent"]
