@@ -77,11 +77,15 @@ def run_handler(
         raise GiveUp(f"{handler.name} gave up on event {event_id} after {run.attempts} attempts")
 
     try:
-        attempt, kind = run.attempts, event.type
         handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id,
                                    handler=handler.name))
-        _mark_done(uow, handler, event_id)
-        log.info("%s done for %s event %s (attempt %d)", handler.name, kind, event_id, attempt)
+        run.status = "done"
+        run.completed_at = clock.now()
+        run.locked_until = None
+        run.last_error = None
+        uow.commit()
+        log.info("%s done for %s event %s (attempt %d)", handler.name, event.type, event_id,
+                 run.attempts)
     except Exception as error:
         uow.rollback()
         _record_failure(uow, handler, event_id, error)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -83,3 +85,27 @@ def test_only_markers_commit_without_waiting_for_the_disk(engine) -> None:
     with database.session() as session:  # the application's data: durable, whatever came first
         assert session.execute(show).scalar() == "on"
     database.dispose()
+
+
+def test_threads_that_ended_give_their_marker_connections_back() -> None:
+    """Each thread keeps a connection for its "done" markers; workers stopped and replaced in
+    one process (as the tests' embedded workers are) must not drain that pool."""
+    if not TEST_DATABASE_URL:
+        pytest.skip("needs TEST_DATABASE_URL (CI sets it)")
+    database = core.db.Database(normalise_database_url(TEST_DATABASE_URL))
+    failures: list[BaseException] = []
+
+    def mark() -> None:
+        try:
+            database.execute_marker(sa.text("SELECT 1"))
+        except BaseException as error:  # the assertion below shows it
+            failures.append(error)
+
+    try:
+        for _ in range(30):  # the pool holds 10 + 10 overflow
+            thread = threading.Thread(target=mark)
+            thread.start()
+            thread.join(timeout=10)
+    finally:
+        database.dispose()
+    assert failures == []
