@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -13,6 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scheduler.jobs import JOBS, ScheduledJob
 
 log = logging.getLogger(__name__)
+FIRST_BEAT_SECONDS = 1.0
 
 
 class Leadership(Protocol):
@@ -58,10 +59,14 @@ def add_jobs(scheduler: BaseScheduler, leader: Leadership, enqueue: Enqueue,
     `scheduler` check reads what it writes)."""
     if heartbeat is not None:
         function, every = heartbeat
+        # The first beat a moment after start (once the lead is taken), not a whole interval
+        # later: until then /api/health reads the scheduler as silent, the platform degraded.
         scheduler.add_job(beat, trigger=IntervalTrigger(seconds=every), args=(leader, function),
                           id="scheduler-heartbeat", name="the leader says it is alive",
                           replace_existing=True, coalesce=True, max_instances=1,
-                          misfire_grace_time=max(1, int(every / 2)))
+                          misfire_grace_time=max(1, int(every / 2)),
+                          next_run_time=datetime.now(UTC) + timedelta(
+                              seconds=min(FIRST_BEAT_SECONDS, every)))
     for job in jobs:
         scheduler.add_job(
             fire,
