@@ -247,7 +247,6 @@ class Database:
         self._local = threading.local()
         self._markers: Engine | None = None  # its own pool: see execute_marker
         self._markers_lock = threading.Lock()
-        self._marker_holders: dict[threading.Thread, sa.Connection] = {}
 
     @property
     def dialect(self) -> str:
@@ -274,8 +273,6 @@ class Database:
                 return
             except sa.exc.DBAPIError as error:
                 self._local.connection = None
-                with self._markers_lock:
-                    self._marker_holders.pop(threading.current_thread(), None)
                 connection.close()
                 # A connection the server dropped while this thread kept it: once more.
                 if attempt == 2 or not error.connection_invalidated:
@@ -292,19 +289,9 @@ class Database:
                         self.engine.url, durable_commits=False,
                         statement_timeout_ms=self.statement_timeout_ms,
                     ).execution_options(isolation_level="AUTOCOMMIT")
-                self._return_markers_of_finished_threads()
-                markers = self._markers
-            connection = markers.connect()
+            connection = self._markers.connect()
             self._local.connection = connection
-            with self._markers_lock:
-                self._marker_holders[threading.current_thread()] = connection
         return connection
-
-    def _return_markers_of_finished_threads(self) -> None:
-        """A thread keeps its marker connection while it lives; one that ended (a worker that
-        was stopped and replaced in this process) gives it back, or the pool runs dry."""
-        for thread in [t for t in self._marker_holders if not t.is_alive()]:
-            self._marker_holders.pop(thread).close()
 
     def dispose(self) -> None:
         self.engine.dispose()
