@@ -45,6 +45,12 @@ HSTS_MAX_AGE = 63072000
 HSTS = f"max-age={HSTS_MAX_AGE}; includeSubDomains"
 
 
+def _directives(policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """(section, its text) for each directive of a policy."""
+    return [(section, f"{section} {content if isinstance(content, str) else ' '.join(content)}")
+            for section, content in policy.items()]
+
+
 def static_security_headers() -> list[tuple[str, str]]:
     """What Talisman adds to a response that shows no page (no nonce needed), for answers made
     in front of Flask."""
@@ -53,7 +59,7 @@ def static_security_headers() -> list[tuple[str, str]]:
         ("X-Frame-Options", FRAME_OPTIONS),
         ("X-Content-Type-Options", "nosniff"),
         ("Content-Security-Policy",
-         "; ".join(f"{k} {v}" for k, v in CONTENT_SECURITY_POLICY.items())),
+         "; ".join(text for _section, text in _directives(CONTENT_SECURITY_POLICY))),
         ("Referrer-Policy", REFERRER_POLICY),
     ]
 
@@ -91,9 +97,7 @@ class PlatformTalisman(Talisman):  # type: ignore[misc]
             return str(super()._parse_policy(policy))
         parts = self._policy_parts.get(id(policy))
         if parts is None:  # a dict of the policy's directives (the only form we configure)
-            parts = self._policy_parts[id(policy)] = [
-                (section, f"{section} {content if isinstance(content, str) else ' '.join(content)}")
-                for section, content in policy.items()]
+            parts = self._policy_parts[id(policy)] = _directives(policy)
         nonce = getattr(flask.request, "csp_nonce", None)
         if nonce is None:
             return "; ".join(text for _section, text in parts)
