@@ -118,7 +118,8 @@ def live() -> Response:
 
 class LivenessProbe:
     """WSGI middleware: GET and HEAD /api/health/live answered before Flask; every other
-    request (and other methods on that path, for their 405 envelope) passes through."""
+    request passes through: other methods on that path for their 405 envelope, and any query
+    string for the checks every URL gets (a NUL in it is a 400)."""
 
     def __init__(self, app: Any, *, production: bool) -> None:
         self.app = app
@@ -131,7 +132,8 @@ class LivenessProbe:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
-        if environ.get("PATH_INFO") != LIVE_PATH or method not in ("GET", "HEAD"):
+        if (environ.get("PATH_INFO") != LIVE_PATH or method not in ("GET", "HEAD")
+                or environ.get("QUERY_STRING")):
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         started = time.perf_counter()
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))

@@ -72,6 +72,9 @@ def test_the_liveness_probe_keeps_every_response_s_headers_and_log_line(client, 
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert "Set-Cookie" not in response.headers
     assert head.status_code == 200 and head.get_data() == b""
+    # A query string is left to Flask, where every URL gets the same checks.
+    assert client.get("/api/health/live?x=%00").status_code == 400
+    assert client.get("/api/health/live?probe=1").get_json() == {"status": "alive"}
     assert [(r.request_id, r.getMessage().split()[:3]) for r in caplog.records][:1] == [
         ("probe-0001", ["GET", "/api/health/live", "200"])]
 
