@@ -80,7 +80,8 @@ def ensure_loaded(scale: Scale, *, reload: bool, progress: Callable[[str], None]
     if not reload:
         reference = _loaded_reference(scale)
         if reference is not None:
-            _migrate(scale)
+            if _migrate(scale):
+                _vacuum(scale)  # what autovacuum would do after a migration rewrote rows
             return reference
     progress(f"loading {scale.database} ({scale.practices * PEOPLE_PER_PRACTICE:,} accounts, "
              f"{scale.events:,} events) with COPY; kept for later runs")
@@ -114,8 +115,9 @@ def _create_database(scale: Scale) -> None:
         connection.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(role))
 
 
-def _migrate(scale: Scale) -> None:
-    """The schema as production has it: the migrations, run as the application's role."""
+def _migrate(scale: Scale) -> bool:
+    """The schema as production has it: the migrations, run as the application's role. Whether
+    any was applied."""
     from alembic import command
     from alembic.config import Config
 
@@ -125,7 +127,23 @@ def _migrate(scale: Scale) -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = scale.app_url
     config.attributes["configure_logging"] = False
+    before = _revision(scale)
     command.upgrade(config, "head")
+    return _revision(scale) != before
+
+
+def _revision(scale: Scale) -> str | None:
+    with psycopg.connect(scale.admin_url) as connection:
+        try:
+            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return row[0] if row else None
+
+
+def _vacuum(scale: Scale) -> None:
+    with psycopg.connect(scale.admin_url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
 
 
 def _load(scale: Scale, reference: datetime) -> None:
@@ -144,6 +162,11 @@ def _load(scale: Scale, reference: datetime) -> None:
             with connection.cursor().copy(statement) as copy:
                 for chunk in _chunks(rows):
                     copy.write(chunk)
+        # The accounts' last sign-in, from the events just loaded (as migration 0013 fills it).
+        connection.execute(
+            "UPDATE accounts SET last_signed_in_at = latest.at FROM (SELECT actor_account_id, "
+            "max(occurred_at) AS at FROM events WHERE type IN ('USER_LOGIN', 'ROLE_SWITCHED') "
+            "GROUP BY actor_account_id) AS latest WHERE accounts.id = latest.actor_account_id")
         for definition in indexes:
             connection.execute(definition)
         for table in LOAD_ORDER:

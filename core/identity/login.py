@@ -83,16 +83,15 @@ def _start_session(uow: UnitOfWork, identity: Identity, account: Account, *,
                    via: str, production: bool) -> LoginResult:
     identity.last_login_at = clock.now()
     gate = gate_for(uow.session, identity.id, production=production)
-    with within_tenant(uow.session, account.tenant_id):  # the account's own row is touched
-        raw = sessions.start(uow.session, identity, account, ip=uow.origin.ip,
-                             user_agent=uow.origin.user_agent, factors=via, gate=gate)
     payload: dict[str, str] = {"role": account.role}
     if via != "password":
         payload["via"] = via
     if gate is not None:
         payload["second_factor"] = "to enrol" if gate == Gate.ENROL else "to prove"
-    uow.record(EventType.USER_LOGIN, tenant_id=account.tenant_id, actor_account_id=account.id,
-               subject=f"identity:{identity.id}", payload=payload)
+    with within_tenant(uow.session, account.tenant_id):  # the account's own row is touched
+        record_sign_in(uow, EventType.USER_LOGIN, identity, account, payload)
+        raw = sessions.start(uow.session, identity, account, ip=uow.origin.ip,
+                             user_agent=uow.origin.user_agent, factors=via, gate=gate)
     return LoginResult(identity=identity, account=account, raw_session_id=raw, gate=gate)
 
 
@@ -197,13 +196,22 @@ def switch_role(uow: UnitOfWork, view: sessions.SessionView, role: str) -> Login
     sessions.end(session, view.id_hash, "rotated")
     proven = datetime.fromisoformat(view.second_factor_at) if view.second_factor_at else None
     with within_tenant(session, target.tenant_id):  # the new session was made as the old one
+        record_sign_in(uow, EventType.ROLE_SWITCHED, identity, target,
+                       {"from": view.role, "to": target.role})
         raw = sessions.start(session, identity, target, ip=uow.origin.ip,
                              user_agent=uow.origin.user_agent, factors=view.factors,
                              second_factor_at=proven, gate=view.gate)
-    uow.record(EventType.ROLE_SWITCHED, tenant_id=target.tenant_id, actor_account_id=target.id,
-               subject=f"identity:{identity.id}",
-               payload={"from": view.role, "to": target.role})
     return LoginResult(identity=identity, account=target, raw_session_id=raw)
+
+
+def record_sign_in(uow: UnitOfWork, event_type: EventType, identity: Identity, account: Account,
+                   payload: dict[str, str]) -> None:
+    """Record a sign-in into `account` (USER_LOGIN, or ROLE_SWITCHED into it) and stamp its time
+    on the account, where the active-people figures count it (core.metrics.activity). Called
+    before the session starts, so that one UPDATE of the account carries both."""
+    event = uow.record(event_type, tenant_id=account.tenant_id, actor_account_id=account.id,
+                       subject=f"identity:{identity.id}", payload=payload)
+    account.last_signed_in_at = event.occurred_at
 
 
 def logout(uow: UnitOfWork, view: sessions.SessionView) -> None:

@@ -67,6 +67,9 @@ class Account(TenantOwned, Base):
     display_name: Mapped[str] = mapped_column(sa.String(120))
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
+    # The time of its last USER_LOGIN or ROLE_SWITCHED event (core.identity.login.record_sign_in):
+    # the active-people figures count accounts by it.
+    last_signed_in_at: Mapped[datetime | None]
 
     def cached_under(self) -> Iterator[Invalidation]:
         if changed(self, "role", "tenant_id", "display_name", "identity_id"):
@@ -79,6 +82,8 @@ class Account(TenantOwned, Base):
         sa.CheckConstraint("role IN ('client', 'therapist', 'admin')", name="role"),
         sa.CheckConstraint("(role = 'admin') = (tenant_id IS NULL)", name="admin_has_no_tenant"),
         sa.Index("ix_accounts_tenant_role", "tenant_id", "role"),
+        sa.Index("ix_accounts_last_signed_in", "last_signed_in_at",
+                 postgresql_include=["tenant_id", "role"]),
     )
 
 

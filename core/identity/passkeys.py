@@ -227,10 +227,9 @@ def passwordless_login(uow: UnitOfWork, settings: Settings, credential: object,
     identity.last_login_at = now
     login.clear_failures(identity)
     with within_tenant(session, account.tenant_id):
+        login.record_sign_in(uow, EventType.USER_LOGIN, identity, account,
+                             {"role": account.role, "via": "passkey"})
         raw = sessions.start(session, identity, account, ip=uow.origin.ip,
                              user_agent=uow.origin.user_agent, factors="passkey",
                              second_factor_at=now, gate=None)
-    uow.record(EventType.USER_LOGIN, tenant_id=account.tenant_id, actor_account_id=account.id,
-               subject=f"identity:{identity.id}", payload={"role": account.role,
-                                                           "via": "passkey"})
     return login.LoginResult(identity=identity, account=account, raw_session_id=raw)

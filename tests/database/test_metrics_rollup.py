@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from core import clock
 from core.events.models import Event
+from core.identity.models import Account
 from core.metrics import read, rollup
 from core.metrics.models import MetricPoint, MetricRollup
 from core.onboarding.stages import Stage
@@ -237,6 +238,43 @@ def test_sign_ins_age_out_of_their_windows_and_ticks_agree_with_a_full_rollup(
         assert read.figures(session) == month
         assert read.figures(session, tenant_id=harbour.tenant.id) == harbour_month
         assert read.figures(session, tenant_id=elm.tenant.id).active_practices == 1
+
+
+def test_a_full_rollup_counts_each_account_by_its_last_sign_in_up_to_as_of(
+        db, settings, monday, moving_clock):
+    """The full rollup counts accounts by the last sign-in each keeps; one that signed in again
+    after as_of (within the rollup's lag) counts by its sign-in before, and one whose first
+    sign-in came after as_of not yet, exactly as the events say."""
+    harbour, elm = monday
+    moving_clock.at(at(10, 30))
+    logs_in(db, settings, harbour.therapist_email)  # again: signed in at 10:15 too
+    logs_in(db, settings, elm.therapist_email)  # for the first time
+    with system_session(db) as session:
+        stamped = dict(session.execute(sa.select(Account.id, Account.last_signed_in_at)).all())
+        sign_ins = sa.select(Event.actor_account_id, sa.func.max(Event.occurred_at)).where(
+            Event.type.in_(("USER_LOGIN", "ROLE_SWITCHED"))).group_by(Event.actor_account_id)
+        last_events = dict(session.execute(sign_ins).all())
+    assert {k: v for k, v in stamped.items() if v is not None} == last_events
+    assert stamped[harbour.therapist.id] == at(10, 30)
+
+    moving_clock.at(at(10, 30) + timedelta(seconds=30))  # as_of 10:29:30: between them
+    run(db, full=True)
+    with system_session(db) as session:
+        figures = read.figures(session)
+        harbour_figures = read.figures(session, tenant_id=harbour.tenant.id)
+        elm_figures = read.figures(session, tenant_id=elm.tenant.id)
+    assert figures.active_people["1d"] == {"admin": 0, "client": 1, "therapist": 1}
+    assert harbour_figures.active_people["1d"] == {"client": 0, "therapist": 1}
+    assert elm_figures.active_people["1d"] == {"client": 1, "therapist": 0}
+
+    moving_clock.at(at(10, 40))
+    run(db)  # the tick moves the levels by the events since: Elm's therapist comes in
+    with system_session(db) as session:
+        ticked = read.figures(session)
+    assert ticked.active_people["1d"] == {"admin": 0, "client": 1, "therapist": 2}
+    run(db, full=True)
+    with system_session(db) as session:
+        assert read.figures(session) == ticked
 
 
 def test_a_crash_between_families_is_repaired_by_the_next_run(db, settings, monday, moving_clock,
