@@ -2,13 +2,14 @@
 
 On a 2-core machine one busy neighbour (a test suite, a browser) halves the figures; the table
 says so instead of letting a slow run pass for a regression. "Ours" is this process and its
-descendants (the servers, wrk) plus PostgreSQL and Redis, which serve the servers.
+descendants (the servers, wrk) plus PostgreSQL and Redis, which serve the servers; each counted
+with the children it has reaped, so that a process that came and went between two snapshots (a
+parallel query's worker, a closed connection's backend, wrk) counts as ours, not as a neighbour.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 class Snapshot:
     at: float
     busy: float  # CPU seconds the whole machine spent running something
-    ours: dict[int, float]  # CPU seconds per live process of ours
-    reaped: float  # CPU seconds of our children already waited for (wrk)
+    # CPU seconds per live process of ours, its own and its reaped children's
+    ours: dict[int, float]
 
 
 def snapshot() -> Snapshot | None:
@@ -32,17 +33,16 @@ def snapshot() -> Snapshot | None:
         busy, processes = _busy_seconds(), _processes()
     except OSError:
         return None
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return Snapshot(time.monotonic(), busy, _ours(processes),
-                    children.ru_utime + children.ru_stime)
+    return Snapshot(time.monotonic(), busy, _ours(processes))
 
 
 def other_cpu(before: Snapshot | None, after: Snapshot | None) -> float | None:
     """Average number of CPUs busy with something else between the two snapshots."""
     if before is None or after is None or after.at <= before.at:
         return None
-    ours = sum(cpu - before.ours.get(pid, 0.0) for pid, cpu in after.ours.items())
-    ours += after.reaped - before.reaped
+    # A process of ours that ended meanwhile left its CPU time, all of it, to the one of ours
+    # that reaped it (the postmaster, a gunicorn master, this process): the sums cover it once.
+    ours = sum(after.ours.values()) - sum(before.ours.values())
     return max(0.0, after.busy - before.busy - ours) / (after.at - before.at)
 
 
@@ -55,7 +55,8 @@ def _busy_seconds() -> float:
 
 
 def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, command name, CPU seconds so far)."""
+    """pid -> (parent pid, command name, CPU seconds so far: its own and its reaped
+    children's)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -67,7 +68,9 @@ def _processes() -> dict[int, tuple[int, str, float]]:
         # The command name is in parentheses and may itself contain spaces or parentheses.
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2 :].split()
-        found[int(entry.name)] = (int(rest[1]), name, (int(rest[11]) + int(rest[12])) / _TICKS)
+        # utime, stime, cutime, cstime (proc(5): fields 14 to 17)
+        cpu = sum(int(field) for field in rest[11:15]) / _TICKS
+        found[int(entry.name)] = (int(rest[1]), name, cpu)
     return found
 
 
