@@ -58,8 +58,8 @@ def _active_afresh(shape: Shape) -> sa.Insert:
             a.last_signed_in_at > as_of),
     ).cte("last_sign_ins")
     counts = sa.select(last.c.tenant_id, last.c.role, *(
-        sa.func.sum(sa.case((last.c.last > moment(f"as_of_{metric}"), 1), else_=0))
-        .label(metric.value) for metric in ACTIVE_WINDOWS
+        sa.func.count().filter(last.c.last > moment(f"as_of_{metric}")).label(metric.value)
+        for metric in ACTIVE_WINDOWS
     )).group_by(last.c.tenant_id, last.c.role).cte("active_counts")
     values = sa.union_all(*(
         sa.select(counts.c.tenant_id, named(metric), counts.c.role.label("dimension"),
