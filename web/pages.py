@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, render_template, send_from_directory
+from flask import Blueprint, Response, current_app, send_from_directory
+
+from web.page_cache import render_anonymous
 
 blueprint = Blueprint("pages", __name__)
 
 
 @blueprint.get("/")
 def home() -> str:
-    return render_template("home.html")
+    return render_anonymous("home.html")
 
 
 @blueprint.get("/terms")
 def terms() -> str:
     from core.onboarding.schemas import TERMS_VERSION
 
-    return render_template("legal/terms.html", version=TERMS_VERSION)
+    return render_anonymous("legal/terms.html", version=TERMS_VERSION)
 
 
 @blueprint.get("/privacy")
 def privacy() -> str:
     from core.onboarding.schemas import TERMS_VERSION
 
-    return render_template("legal/privacy.html", version=TERMS_VERSION)
+    return render_anonymous("legal/privacy.html", version=TERMS_VERSION)
 
 
 @blueprint.get("/favicon.ico")

@@ -36,3 +36,55 @@ def test_a_logged_in_page_neither_resigns_the_cookie_nor_loses_a_notice(client, 
     assert 'name="csrf-token"' in response.get_data(as_text=True)  # for its JSON calls
     logout(client)
     assert "You are logged out." in client.get("/login").get_data(as_text=True)
+
+
+def _nonces(response) -> tuple[set[str], str]:
+    """The nonces the page's tags carry, and the one its policy allows."""
+    import re
+
+    in_page = set(re.findall(r'nonce="([^"]+)"', response.get_data(as_text=True)))
+    policy = re.search(r"'nonce-([^']+)'", response.headers["Content-Security-Policy"])
+    return in_page, policy.group(1) if policy else ""
+
+
+def test_a_page_kept_for_visitors_without_a_cookie_gets_each_response_its_own_nonce(
+        app, client) -> None:
+    from flask import template_rendered
+
+    app.config["TEMPLATES_AUTO_RELOAD"] = False  # as in production, where pages are kept
+    rendered: list[str] = []
+
+    def record(_app, template, **_context) -> None:
+        rendered.append(template.name)
+
+    with template_rendered.connected_to(record, app):
+        first, second = client.get("/"), client.get("/")
+    assert rendered == ["home.html"]  # once: the second visitor got the kept page
+    (first_tags, first_policy), (second_tags, second_policy) = _nonces(first), _nonces(second)
+    assert first_tags == {first_policy} and second_tags == {second_policy}
+    assert first_policy != second_policy and len(first_policy) >= 16
+    body = second.get_data(as_text=True).replace(second_policy, first_policy)
+    assert body == first.get_data(as_text=True)  # the same page, but for the nonce
+    assert "Log in" in body and not _sets_cookie(second)
+
+
+def test_a_visitor_with_a_cookie_never_gets_the_page_kept_for_those_without(
+        app, client, db) -> None:
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    anonymous = app.test_client().get("/terms").get_data(as_text=True)
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    login(client, harbour.therapist_email)
+    signed_in = client.get("/terms")
+    page = signed_in.get_data(as_text=True)
+    assert page != anonymous and 'name="csrf-token"' in page
+    tags, policy = _nonces(signed_in)
+    assert tags == {policy}
+    logout(client)  # flashes "You are logged out." for the next page this browser opens
+    assert "You are logged out." in client.get("/privacy").get_data(as_text=True)
+
+
+def test_a_changed_secret_key_stops_accepting_cookies_signed_with_the_old_one(app, client) -> None:
+    assert _sets_cookie(client.get("/login"))
+    assert not _sets_cookie(client.get("/login"))  # its cookie verified: the same token
+    app.secret_key = "a-new-key-after-a-leak-" + "x" * 32
+    assert _sets_cookie(client.get("/login"))  # the old cookie no longer verifies
