@@ -22,6 +22,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
         authn,
         cli,
         context,
+        cookie_session,
         dashboards,
         devmail,
         display,
@@ -45,6 +46,7 @@ def create_app(settings: Settings, *, services: Services, background: Background
 
     app = context.PlatformFlask(__name__, instance_path=str(settings.instance_path))
     app.config.update(_flask_config(settings))
+    app.session_interface = cookie_session.SignedCookieSessions()
     app.extensions["settings"] = settings
     app.extensions["services"] = services
     app.extensions["background"] = background
