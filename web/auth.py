@@ -33,6 +33,7 @@ from web.forms import (
     errors_shown_on,
     render_form,
 )
+from web.page_cache import render_blank_form
 from web.redirects import safe_next_path
 from web.security import auth_rate_limited
 
@@ -66,6 +67,8 @@ def signup_page() -> ResponseReturnValue:
     view = current()
     if view is not None:
         return _start_practice_as(view)
+    if request.method == "GET" and not request.args:
+        return render_blank_form("auth/signup.html", SignupForm)
     form = SignupForm()
     if form.validate_on_submit():
         with errors_shown_on(form):
@@ -185,6 +188,8 @@ def request_new_invitation(token: str) -> ResponseReturnValue:
 @blueprint.route("/login", methods=["GET", "POST"], endpoint="login")
 @auth_rate_limited
 def login_page() -> ResponseReturnValue:
+    if request.method == "GET" and not request.args and current() is None:
+        return render_blank_form("auth/login.html", LoginForm)
     form = LoginForm(next=request.args.get("next", ""))
     if current() is not None and request.method == "GET":
         return redirect(safe_next_path(form.next.data) or url_for("dashboards.dashboard"))
@@ -245,6 +250,8 @@ def verify_email(token: str) -> ResponseReturnValue:
 @blueprint.route("/forgot-password", methods=["GET", "POST"])
 @auth_rate_limited
 def forgot_password() -> ResponseReturnValue:
+    if request.method == "GET" and not request.args:
+        return render_blank_form("auth/forgot_password.html", EmailForm)
     form = EmailForm()
     if form.validate_on_submit():
         with errors_shown_on(form):

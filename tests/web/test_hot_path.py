@@ -88,3 +88,55 @@ def test_a_changed_secret_key_stops_accepting_cookies_signed_with_the_old_one(ap
     assert not _sets_cookie(client.get("/login"))  # its cookie verified: the same token
     app.secret_key = "a-new-key-after-a-leak-" + "x" * 32
     assert _sets_cookie(client.get("/login"))  # the old cookie no longer verifies
+
+
+def _token(response) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                      response.get_data(as_text=True))
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def test_a_kept_log_in_form_gives_each_visitor_a_token_that_logs_them_in(app, db) -> None:
+    from flask import template_rendered
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    fresh = app.test_client().get("/login")  # rendered afresh: templates reload, as in tests
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    rendered: list[str] = []
+
+    def record(_app, template, **_context) -> None:
+        rendered.append(template.name)
+
+    ada, ben = app.test_client(), app.test_client()
+    with template_rendered.connected_to(record, app):
+        pages = [ada.get("/login"), ben.get("/login")]
+    assert rendered == ["auth/login.html"]
+    assert all(_sets_cookie(page) for page in pages)  # each visitor's token in their session
+    assert _token(pages[0]) != _token(pages[1])
+    for page in (fresh, *pages):  # the same page as a fresh render, but for token and nonce
+        tags, policy = _nonces(page)
+        assert tags == {policy}
+    same = [page.get_data(as_text=True).replace(_token(page), "T").replace(_nonces(page)[1], "N")
+            for page in (fresh, *pages)]
+    assert same[0] == same[1] == same[2]
+    signed_in = login(ben, harbour.therapist_email)  # with the token of the kept page
+    assert signed_in.status_code == 302, signed_in.get_data(as_text=True)[:300]
+    assert ben.get("/therapist").status_code == 200
+    stolen = ada.post("/login", data={"email": harbour.therapist_email, "password": "x",
+                                      "csrf_token": _token(pages[1])})
+    assert stolen.status_code == 400  # another visitor's token is no good in this session
+
+
+def test_every_blank_form_kept_for_visitors_matches_a_fresh_render(app) -> None:
+    for path in ("/signup", "/forgot-password", "/login"):
+        fresh = app.test_client().get(path)
+        app.config["TEMPLATES_AUTO_RELOAD"] = False
+        kept = [app.test_client().get(path) for _ in range(2)]
+        app.config["TEMPLATES_AUTO_RELOAD"] = True
+        same = {page.get_data(as_text=True).replace(_token(page), "T")
+                .replace(_nonces(page)[1], "N") for page in (fresh, *kept)}
+        assert len(same) == 1, path
+        assert all(_nonces(page)[0] == {_nonces(page)[1]} for page in kept), path
