@@ -236,7 +236,7 @@ def _logged_in_client(env: EnvKey, email: str) -> FlaskClient:
     client = inprocess.app(env).test_client()
     with request_log_quiet():
         page = client.get("/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        token = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page)
         if token is None:
             raise MeasurementError("no CSRF token on the in-process app's login page")
         response = client.post("/login", data={"email": email, "password": accounts.password(),

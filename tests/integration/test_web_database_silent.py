@@ -72,7 +72,7 @@ class Visitor:
 
     def log_in(self, email: str) -> None:
         page = self.get("/login")
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.body)
+        token = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page.body)
         assert token, page.body[:500]
         answer = self.post_form("/login", {"csrf_token": token.group(1), "email": email,
                                            "password": PASSWORD})

@@ -152,7 +152,7 @@ def test_state_changes_need_a_csrf_token(app_with_probe_routes: Flask) -> None:
     assert api_refused.get_json()["error"]["code"] == "csrf_failed"
 
     page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    token = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
     assert client.post("/probe/form", data={"csrf_token": token}).status_code == 200
     assert client.post("/api/probe", json={}, headers={"X-CSRFToken": token}).status_code == 200
 

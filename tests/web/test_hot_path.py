@@ -93,7 +93,7 @@ def test_a_changed_secret_key_stops_accepting_cookies_signed_with_the_old_one(ap
 def _token(response) -> str:
     import re
 
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+    match = re.search(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"',
                       response.get_data(as_text=True))
     assert match, "no CSRF token on the page"
     return match.group(1)
@@ -140,3 +140,22 @@ def test_every_blank_form_kept_for_visitors_matches_a_fresh_render(app) -> None:
                 .replace(_nonces(page)[1], "N") for page in (fresh, *kept)}
         assert len(same) == 1, path
         assert all(_nonces(page)[0] == {_nonces(page)[1]} for page in kept), path
+
+
+def test_a_page_with_a_form_per_row_gives_every_element_its_own_id(client, db) -> None:
+    import re
+    from collections import Counter
+
+    from tests.support.flows import post_form
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    login(client, harbour.therapist_email)
+    for address in ("ada@harbour.example", "ben@harbour.example"):
+        sent = post_form(client, "/therapist/invitations", {"email": address}, page="/therapist")
+        assert sent.status_code == 302
+    page = client.get("/therapist").get_data(as_text=True)
+    forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>.*?</form>", page, flags=re.S)
+    assert len(forms) >= 5  # the invitation form, and resend and withdraw for each invitation
+    assert all('name="csrf_token"' in form for form in forms)
+    repeated = [i for i, n in Counter(re.findall(r'\sid="([^"]+)"', page)).items() if n > 1]
+    assert repeated == []
