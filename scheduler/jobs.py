@@ -48,6 +48,10 @@ JOBS: tuple[ScheduledJob, ...] = (
                  "remind people whose onboarding stalled (hourly, in their daytime)"),
     ScheduledJob("metrics-rollup", "rollup_metrics", IntervalTrigger(seconds=300),
                  "roll up what changed since the last run into metric_points"),
+    ScheduledJob("metrics-recount", "recount_metrics",
+                 CronTrigger(hour=3, minute=45, timezone="UTC"),
+                 "count every metrics level afresh from the tables, righting what ticks cannot "
+                 "see, such as accounts an erasure deleted (daily)"),
     ScheduledJob("health-sample", "record_health", IntervalTrigger(seconds=60),
                  "record every health check; open and close incidents (kept 7 days)"),
     ScheduledJob("privacy", "run_privacy_jobs", CronTrigger(minute=20, timezone="UTC"),

@@ -56,6 +56,7 @@ class Actors:
     deliver_audit_to_sink: ActorFn
     apply_audit_retention: ActorFn
     rollup_metrics: ActorFn
+    recount_metrics: ActorFn
     record_health: ActorFn
     run_privacy_jobs: ActorFn
 
@@ -65,7 +66,8 @@ class Actors:
             self.write_audit, self.write_security_audit, self.relay_outbox,
             self.send_onboarding_reminders, self.sign_audit_checkpoint,
             self.verify_audit_log, self.deliver_audit_to_sink, self.apply_audit_retention,
-            self.rollup_metrics, self.record_health, self.run_privacy_jobs)}}
+            self.rollup_metrics, self.recount_metrics, self.record_health,
+            self.run_privacy_jobs)}}
 
 
 def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
@@ -139,6 +141,12 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
         leaves the watermark where it was and the next tick does its work: no retries."""
         metrics_rollup.run(runtime.current_uow())
 
+    def recount_metrics() -> None:
+        """Scheduled daily: a full rollup, every level counted from the tables. Ticks move the
+        levels by what was recorded happening; rows deleted (an erasure removes a person's
+        accounts) leave nothing to move them by, so this puts the levels right again."""
+        metrics_rollup.run(runtime.current_uow(), full=True)
+
     health_checks = HealthChecks()
 
     def record_health() -> None:
@@ -175,6 +183,8 @@ def declare_actors(broker: Broker, runtime: Runtime) -> Actors:
                                        max_retries=3, time_limit=120 * MINUTE_MS),
         rollup_metrics=_declare(broker, rollup_metrics, "maintenance", max_retries=0,
                                 time_limit=10 * MINUTE_MS),
+        recount_metrics=_declare(broker, recount_metrics, "maintenance", max_retries=0,
+                                 time_limit=10 * MINUTE_MS),
         record_health=_declare(broker, record_health, "maintenance", max_retries=0,
                                time_limit=MINUTE_MS),
         run_privacy_jobs=_declare(broker, run_privacy_jobs, "maintenance", max_retries=0,

@@ -75,3 +75,40 @@ def test_cli_backfills_the_days_it_is_given(app, db, moving_clock):
 
     refused = runner.invoke(args=["metrics", "rollup", "--since", "March"])
     assert refused.exit_code == 2 and "--since" in refused.output
+
+
+def test_the_daily_recount_puts_levels_right_after_an_erasure_deleted_an_account(
+        app, side, worker, db, moving_clock):
+    import sqlalchemy as sa
+
+    from core.identity.models import Account
+    from core.onboarding.models import OnboardingProgress
+
+    harbour = practice(db, "Harbour", slug_hint="harbour")
+    walker = client_signs_up(db, harbour, "walker@harbour.example")
+    moving_clock.advance(minutes=5)
+    side.enqueue("rollup_metrics")
+    worker.drain()
+
+    def clients() -> tuple[int, int]:
+        with system_session(db) as session:
+            return (read.figures(session).people_by_role["client"],
+                    read.figures(session, tenant_id=harbour.tenant.id).people_by_role["client"])
+
+    assert clients() == (2, 2)
+    with system_session(db) as session:  # what an erasure does to the person's rows
+        session.execute(sa.delete(OnboardingProgress).where(
+            OnboardingProgress.account_id == walker.id))
+        session.execute(sa.delete(Account).where(Account.id == walker.id))
+        session.commit()
+    moving_clock.advance(minutes=5)
+    side.enqueue("rollup_metrics")
+    worker.drain()
+    assert clients() == (2, 2)  # a tick moves levels by what happened; a deletion left nothing
+
+    moving_clock.advance(minutes=5)
+    side.enqueue("recount_metrics")
+    worker.drain()
+    assert clients() == (1, 1)
+    [job] = [job for job in JOBS if job.id == "metrics-recount"]
+    assert job.actor == "recount_metrics" and str(job.trigger.fields[5]) == "3"  # hour, daily
