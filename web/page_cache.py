@@ -1,9 +1,10 @@
 """Pages that every visitor who is not signed in sees alike, rendered once per process.
 
 Someone not signed in, with no flashed message waiting, sees the home page, the legal pages and
-a blank log-in form exactly as everyone else does, but for two things of their own: the CSP
-nonce of the response and (on a form) their CSRF token. Such a page is rendered once with a
-marker where each of those goes, and every response gets its own values in their place.
+the blank log-in, sign-up and reset forms exactly as everyone else does, but for two things of
+their own: the CSP nonce of the response and (on a form) their CSRF token. Such a page is
+rendered once with a marker where each of those goes, and every response gets its own values in
+their place.
 A signed-in person, or one with a message waiting, gets a fresh render. Where templates reload
 when edited (development), nothing is kept.
 """
