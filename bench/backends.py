@@ -13,6 +13,7 @@ import secrets
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -139,3 +140,13 @@ def migrate(env: dict[str, str]) -> None:
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     if done.returncode != 0:
         raise SetupError(f"migrations failed ({done.returncode}):\n{done.stderr}{done.stdout}")
+
+
+def count_every_practice(engine: Any, table: str) -> int:
+    """Rows of `table` as the platform's role sees them with every practice in view: row-level
+    security shows it none of a practice's rows without `app.all_tenants`."""
+    import sqlalchemy as sa
+
+    with engine.begin() as connection:
+        connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
+        return int(connection.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)

@@ -170,18 +170,11 @@ def _audit_lag(database: sa.Engine, events: int, worker: WorkerProcess) -> float
     start = time.perf_counter()
 
     def audited() -> int:
-        return _count_all(database, "audit_entries")
+        return backends.count_every_practice(database, "audit_entries")
 
     return wait_for_count(audited, events, worker, interval=POLL_SECONDS, timeout=60) - start
 
 
 def _dead_letters(database: sa.Engine) -> int:
-    return _count_all(database, "dead_letters")
+    return backends.count_every_practice(database, "dead_letters")
 
-
-def _count_all(database: sa.Engine, table: str) -> int:
-    """Every practice's rows: row-level security shows the platform's role none without this
-    (the audit entries' count stayed 0, and the run failed waiting for them)."""
-    with database.begin() as connection:
-        connection.execute(sa.text("SELECT set_config('app.all_tenants', 'on', true)"))
-        return int(connection.scalar(sa.text(f"SELECT count(*) FROM {table}")) or 0)
