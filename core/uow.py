@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from core import clock
 from core.db import Database
@@ -30,6 +31,21 @@ log = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = tuple(column.key for column in EVENTS.columns)
 _INSERT_EVENTS = sa.insert(EVENTS)
+# Set on a session whose open transaction ran an INSERT, UPDATE or DELETE statement: rows the
+# ORM's own bookkeeping (new, dirty, deleted) never hears of.
+_WROTE = "uow.wrote"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_writes(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_statement_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
 
 
 @dataclass(frozen=True)
@@ -149,16 +165,18 @@ class UnitOfWork:
 
     def has_changes(self) -> bool:
         """Something waits for the next commit: rows, events or after-commit callbacks."""
-        session = self.session
-        return bool(self._pending or self._after_commit or session.new or session.dirty
-                    or session.deleted)
+        return bool(self._after_commit) or self._holds_writes()
 
     def end_idle_transaction(self) -> None:
         """End the transaction if it holds nothing unsaved (it only read). Lets another
         connection of this thread write meanwhile; SQLite would otherwise wait on us."""
+        if not self._holds_writes():
+            self.session.rollback()
+
+    def _holds_writes(self) -> bool:
         session = self.session
-        if not (self._pending or session.new or session.dirty or session.deleted):
-            session.rollback()
+        return bool(self._pending or session.new or session.dirty or session.deleted
+                    or session.info.get(_WROTE))
 
     def rollback(self) -> None:
         self._pending.clear()

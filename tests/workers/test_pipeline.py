@@ -16,7 +16,7 @@ from core.events.models import DeadLetter, Event, HandlerRun
 from core.mail.models import MailLog
 from core.mail.test_email import request_test_email
 from core.scoping import system_session
-from core.uow import Origin
+from core.uow import Origin, UnitOfWork
 from tests.support.apps import make_app
 from tests.support.workers import EmbeddedWorker
 
@@ -255,6 +255,25 @@ def test_a_failure_ends_the_batch_without_spending_the_others_attempts(
     assert (runs[ids[2]].status, runs[ids[2]].attempts, runs[ids[2]].locked_until) == (
         "running", 0, None)
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["sent@example.com"]
+
+
+def test_a_row_written_by_a_statement_is_a_change_the_unit_keeps(db) -> None:
+    """A handler whose only write is an INSERT statement (no ORM object): its "done" must not
+    take the transaction for an idle one and roll the row back."""
+    from core.db import insert_ignoring_conflicts
+    from core.scoping import TenantContext
+
+    row = {"id": uuid.uuid4(), "recipient_hash": "0" * 64, "kind": "test_email",
+           "event_id": None, "status": "sent", "created_at": clock.now()}
+    with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        uow.session.execute(sa.select(MailLog.id)).all()
+        assert not uow.has_changes()
+        insert_ignoring_conflicts(uow.session, MailLog.__table__, [row])
+        assert uow.has_changes()
+        uow.end_idle_transaction()
+        uow.commit()
+        assert not uow.has_changes()
+    assert _count(db, MailLog) == 1
 
 
 class _WatchesTheSend:
