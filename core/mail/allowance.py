@@ -52,45 +52,60 @@ def recipient_hash(address: str) -> str:
     return hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
-def over_allowance(session: Session, address: str, kind: str) -> str | None:
-    """Why one more `kind` e-mail to `address` would be too many, or None."""
+_LOG: sa.Table = MailLog.__table__  # type: ignore[assignment]
+# Built once, on the table rather than the ORM class: building them per e-mail, and loading
+# ORM objects, cost a worker more CPU than the database spent running them.
+_LOCK_RECIPIENT = sa.select(sa.func.pg_advisory_xact_lock(
+    sa.func.hashtextextended(sa.bindparam("key"), 0)))
+_EARLIER = _LOG.alias("earlier")
+_HISTORY = sa.select(
+    # What an earlier attempt at this very e-mail decided: a retry counts once, not per attempt.
+    sa.select(_EARLIER.c.status)
+    .where(_EARLIER.c.recipient_hash == sa.bindparam("key"),
+           _EARLIER.c.kind == sa.bindparam("kind"),
+           _EARLIER.c.event_id == sa.bindparam("event_id"))
+    .limit(1).correlate(None).scalar_subquery(),
+    sa.func.count().filter(_LOG.c.kind == sa.bindparam("kind"),
+                           _LOG.c.created_at > sa.bindparam("since_kind")),
+    sa.func.count().filter(_LOG.c.created_at > sa.bindparam("since_any")),
+).where(_LOG.c.recipient_hash == sa.bindparam("key"), _LOG.c.status == "sent",
+        _LOG.c.created_at > sa.bindparam("since"))
+_RECORD = sa.insert(_LOG)
+
+
+@dataclass(frozen=True)
+class Decision:
+    send: bool
+    # Why not: "3 password_reset e-mail(s) to this address in the last 1:00:00"; "" to send.
+    reason: str = ""
+    # Decided by an earlier attempt at the same e-mail (a retry).
+    earlier: bool = False
+
+
+def decide(session: Session, address: str, kind: str, event_id: uuid.UUID) -> Decision:
+    """Whether event `event_id`'s `kind` e-mail goes to `address`, recorded in `mail_log` unless
+    an earlier attempt at it decided already. On PostgreSQL decided under a transaction-scoped
+    advisory lock per recipient, so two workers cannot both take the last e-mail of an
+    allowance."""
     key = recipient_hash(address)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(
-            sa.func.hashtextextended(key, 0))))
+        # Its own statement: a statement that waited for the lock would count with a snapshot
+        # taken before the other worker's e-mail was committed.
+        session.execute(_LOCK_RECIPIENT, {"key": key})
     allowance = BY_KIND.get(kind, DEFAULT)
     now = clock.now()
     since_kind, since_any = now - allowance.per, now - IN_ALL.per
-    sent = MailLog.recipient_hash == key
-    of_kind, in_all = session.execute(
-        sa.select(
-            sa.func.count().filter(MailLog.kind == kind, MailLog.created_at > since_kind),
-            sa.func.count().filter(MailLog.created_at > since_any),
-        ).where(sent, MailLog.status == "sent",
-                MailLog.created_at > min(since_kind, since_any))
-    ).one()
+    earlier, of_kind, in_all = session.execute(_HISTORY, {
+        "key": key, "kind": kind, "event_id": event_id, "since_kind": since_kind,
+        "since_any": since_any, "since": min(since_kind, since_any)}).one()
+    if earlier is not None:
+        return Decision(send=earlier == "sent", earlier=True)
+    reason = ""
     if of_kind >= allowance.count:
-        return f"{of_kind} {kind} e-mail(s) to this address in the last {allowance.per}"
-    if in_all >= IN_ALL.count:
-        return f"{in_all} e-mails to this address in the last {IN_ALL.per}"
-    return None
-
-
-def record(session: Session, address: str, kind: str, event_id: uuid.UUID | None,
-           status: str) -> None:
-    session.add(MailLog(id=uuid.uuid4(), recipient_hash=recipient_hash(address), kind=kind,
-                        event_id=event_id, status=status, created_at=clock.now()))
-
-
-def earlier_decision(session: Session, address: str, kind: str, event_id: uuid.UUID) -> str | None:
-    """What an earlier attempt at this event's `kind` e-mail to `address` recorded (sent or
-    suppressed), or None: a retry counts against the allowance once, not once per attempt."""
-    return session.execute(sa.select(MailLog.status).where(
-        MailLog.recipient_hash == recipient_hash(address), MailLog.kind == kind,
-        MailLog.event_id == event_id).limit(1)).scalar_one_or_none()
-
-
-def recipients_of(session: Session, event_id: uuid.UUID, kind: str) -> set[str]:
-    """The recipient hashes a `kind` e-mail for this event already went to."""
-    return set(session.execute(sa.select(MailLog.recipient_hash).where(
-        MailLog.event_id == event_id, MailLog.kind == kind, MailLog.status == "sent")).scalars())
+        reason = f"{of_kind} {kind} e-mail(s) to this address in the last {allowance.per}"
+    elif in_all >= IN_ALL.count:
+        reason = f"{in_all} e-mails to this address in the last {IN_ALL.per}"
+    session.execute(_RECORD, {
+        "id": uuid.uuid4(), "recipient_hash": key, "kind": kind, "event_id": event_id,
+        "status": "suppressed" if reason else "sent", "created_at": now})
+    return Decision(send=not reason, reason=reason)

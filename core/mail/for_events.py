@@ -20,16 +20,11 @@ def send_for_event(ctx: HandlerContext, template: str, to: str, **context: Any) 
     What the e-mail depends on (a token its link carries, its own record) is committed before it
     goes; afterwards only the run's "done" marker is left to write (see
     HandlerContext.commit_before_effect)."""
-    session = ctx.uow.session
-    decided = allowance.earlier_decision(session, to, template, ctx.event.id)
-    if decided is None:
-        too_many = allowance.over_allowance(session, to, template)
-        decided = "suppressed" if too_many else "sent"
-        allowance.record(session, to, template, ctx.event.id, decided)
-        if too_many:
-            log.warning("%s e-mail for event %s suppressed: %s", template, ctx.event.id,
-                        too_many)
-    if decided == "suppressed":
+    decision = allowance.decide(ctx.uow.session, to, template, ctx.event.id)
+    if decision.reason:
+        log.warning("%s e-mail for event %s suppressed: %s", template, ctx.event.id,
+                    decision.reason)
+    if not decision.send:
         return
     settings = ctx.services.settings
     mail = compose(template, to=to, sender=settings.mail_from,

@@ -46,13 +46,11 @@ def notify_admins_of_health(ctx: HandlerContext) -> None:
 @handler(name="email_admins_of_health", queue="email", retry=EMAIL_RETRY, events=EVENTS)
 def email_admins_of_health(ctx: HandlerContext) -> None:
     title, body = _words(ctx)
-    already = allowance.recipients_of(ctx.uow.session, ctx.event.id, HEALTH_ALERT)
     settings, session = ctx.services.settings, ctx.uow.session
     for account_id, email in _admins(ctx):
-        if allowance.recipient_hash(email) in already:
-            continue  # sent before a retry: one e-mail per admin per event
-        if allowance.over_allowance(session, email, HEALTH_ALERT):
-            allowance.record(session, email, HEALTH_ALERT, ctx.event.id, "suppressed")
+        decision = allowance.decide(session, email, HEALTH_ALERT, ctx.event.id)
+        # Recorded with this run's "done": an earlier decision means this admin was dealt with.
+        if decision.earlier or not decision.send:
             continue
         # A Message-ID per admin (the same on a retry): each admin's copy is its own message.
         mail = compose(HEALTH_ALERT, to=email, sender=settings.mail_from,
@@ -61,4 +59,3 @@ def email_admins_of_health(ctx: HandlerContext) -> None:
                        context={"public_url": settings.public_url, "title": title,
                                 "body": body, "link": f"{settings.public_url}/admin/health"})
         ctx.services.mailer.send(mail)
-        allowance.record(session, email, HEALTH_ALERT, ctx.event.id, "sent")

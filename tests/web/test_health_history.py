@@ -16,6 +16,8 @@ from core.adapters.mail import MemoryMailer
 from core.events.models import DeadLetter
 from core.health import CheckResult
 from core.identity import signup
+from core.mail.allowance import recipient_hash
+from core.mail.models import MailLog
 from core.monitoring import history
 from core.monitoring.checks import beat_scheduler
 from core.monitoring.models import HealthIncident, HealthSample
@@ -95,6 +97,11 @@ def test_an_outage_alerts_the_admins_once_and_once_more_when_it_ends(app, db, ad
         samples = session.execute(sa.select(HealthSample.status).where(
             HealthSample.check == "storage").order_by(HealthSample.taken_at)).scalars().all()
     assert samples == ["fail", "fail", "fail", "pass", "pass"]
+    # Each e-mail counted against the admin's allowance, committed with its run's "done".
+    with system_session(db) as session:
+        counted = session.execute(sa.select(MailLog.kind, MailLog.status).where(
+            MailLog.recipient_hash == recipient_hash(ADMIN_EMAIL))).all()
+    assert counted == [("health_incident", "sent")] * 2
 
 
 def test_dead_letters_open_an_incident(app, db, admin, worker) -> None:

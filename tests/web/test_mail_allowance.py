@@ -4,10 +4,16 @@ to sign up with your address" e-mails in one scan)."""
 
 from __future__ import annotations
 
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 
-from core.mail.allowance import BY_KIND, recipient_hash
+from core.mail.allowance import BY_KIND, Decision, decide, recipient_hash
 from core.mail.models import MailLog
+from core.scoping import TenantContext
+from core.uow import UnitOfWork
 from tests.support.factories import practice
 from tests.support.flows import post_form, signup_therapist
 
@@ -56,3 +62,41 @@ def test_one_flooded_inbox_does_not_hold_back_anyone_else(platform):
         kept = session.scalar(sa.select(sa.func.count()).select_from(MailLog))
     assert kept == 7  # only a hash of each address is kept, never the address
     assert not platform.rows(MailLog, MailLog.recipient_hash == harbour.client_email)
+
+
+def test_workers_deciding_at_once_never_send_past_the_allowance(db):
+    """Eight workers mailing one address at the same moment: each waits for the one before it
+    to commit, so exactly the allowance is sent and the rest are suppressed."""
+    allowed = BY_KIND["password_reset"].count
+    start = threading.Barrier(8)
+
+    def one_worker(_number: int) -> Decision:
+        with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+            start.wait(timeout=10)
+            decision = decide(uow.session, "Flooded@Example.com ", "password_reset",
+                              uuid.uuid4())
+            uow.commit()
+        return decision
+
+    with ThreadPoolExecutor(8) as pool:
+        decisions = list(pool.map(one_worker, range(8)))
+    assert sorted(d.send for d in decisions) == [False] * (8 - allowed) + [True] * allowed
+    assert {d.reason for d in decisions if not d.send} == {
+        f"{allowed} password_reset e-mail(s) to this address in the last 1:00:00"}
+    with db.session() as session:
+        statuses = session.execute(sa.select(MailLog.status).where(
+            MailLog.recipient_hash == recipient_hash("flooded@example.com"))).scalars().all()
+    assert sorted(statuses) == ["sent"] * allowed + ["suppressed"] * (8 - allowed)
+
+
+def test_a_retried_e_mail_keeps_its_first_decision_and_is_counted_once(db):
+    event_id = uuid.uuid4()
+    decisions = []
+    for _attempt in range(3):
+        with UnitOfWork(db, tenant=TenantContext.system()) as uow:
+            decisions.append(decide(uow.session, "once@example.com", "invitation", event_id))
+            uow.commit()
+    assert decisions == [Decision(send=True), Decision(send=True, earlier=True),
+                         Decision(send=True, earlier=True)]
+    with db.session() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(MailLog)).scalar_one() == 1
