@@ -14,6 +14,8 @@ from scheduler.jobs import JOBS, ScheduledJob
 
 log = logging.getLogger(__name__)
 FIRST_BEAT_SECONDS = 1.0
+# After the first beat: by then the leader lock is normally taken, and only a leader fires.
+FIRST_RUN_SECONDS = 3.0
 
 
 class Leadership(Protocol):
@@ -68,6 +70,9 @@ def add_jobs(scheduler: BaseScheduler, leader: Leadership, enqueue: Enqueue,
                           next_run_time=datetime.now(UTC) + timedelta(
                               seconds=min(FIRST_BEAT_SECONDS, every)))
     for job in jobs:
+        # Only a job that asks for it gets a first run time: None would pause the job.
+        first_run = ({"next_run_time": datetime.now(UTC) + timedelta(seconds=FIRST_RUN_SECONDS)}
+                     if job.at_start else {})
         scheduler.add_job(
             fire,
             trigger=job.trigger,
@@ -79,6 +84,7 @@ def add_jobs(scheduler: BaseScheduler, leader: Leadership, enqueue: Enqueue,
             max_instances=1,
             # The default (1 s) silently drops runs on a busy machine.
             misfire_grace_time=max(1, int(job.period_seconds / 2)),
+            **first_run,
         )
 
 
