@@ -106,6 +106,6 @@ def decide(session: Session, address: str, kind: str, event_id: uuid.UUID) -> De
     elif in_all >= IN_ALL.count:
         reason = f"{in_all} e-mails to this address in the last {IN_ALL.per}"
     session.execute(_RECORD, {
-        "id": uuid.uuid4(), "recipient_hash": key, "kind": kind, "event_id": event_id,
+        "recipient_hash": key, "kind": kind, "event_id": event_id,
         "status": "suppressed" if reason else "sent", "created_at": now})
     return Decision(send=not reason, reason=reason)
