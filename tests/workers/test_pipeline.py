@@ -328,8 +328,12 @@ def test_an_e_mail_s_record_is_committed_before_it_goes_and_only_done_is_left_af
         services.mailer = original
     assert watcher.seen_at_send == [("running", 1)]
     assert watcher.server_has_it
-    assert [statement.split()[:2] for statement in after_the_server_had_it] == (
-        [] if batched else [["UPDATE", "handler_runs"]])
+    # Transaction control aside (SQLite's BEGIN IMMEDIATE), only "done" is left. On SQLite it
+    # is always a statement of the handler's transaction: there is no marker connection.
+    writes = [statement.split()[:2] for statement in after_the_server_had_it
+              if not statement.startswith("BEGIN")]
+    marker = batched and db.dialect == "postgresql"
+    assert writes == ([] if marker else [["UPDATE", "handler_runs"]])
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["once@example.com"]
     run = _runs(db, [event.id])[event.id]
     assert (run.status, run.attempts) == ("done", 1)
