@@ -31,6 +31,7 @@ from core.metrics.sql import (
     POINTS,
     Rows,
     bucket_of,
+    moment,
     no_tenant,
     scope_of,
     seconds_between,
@@ -152,9 +153,10 @@ def onboarding_medians(shape: Shape) -> sa.Insert | None:
 def _counted(shape: Shape, *sources: RowSource) -> sa.Insert | None:
     """The platform's hours are counted from the rows of the plan's hours, and each of its days
     adds its hours up: those just counted and those this rollup left alone (read back from their
-    points). A practice's days are counted from its rows of the day, for the practices with rows
-    in those hours. So a tick reads the rows of the hours it recounts and the day's rows of the
-    practices they touch, and writes the points of those practices and the platform's."""
+    points). A practice's days are counted from its rows of the day, for the figures with rows
+    in those hours (a tick: with rows stamped since the last rollup). So a tick reads the rows of
+    the hours it recounts and the day's rows, and writes the points of the practices' figures
+    that moved and the platform's."""
     if not shape.hour_spans:
         return None
     in_hours = _rows(sources, Grain.HOUR, shape).cte("hour_rows")
@@ -190,9 +192,13 @@ def _counted(shape: Shape, *sources: RowSource) -> sa.Insert | None:
 
 
 def _practice_days(shape: Shape, sources: tuple[RowSource, ...], in_hours: sa.CTE) -> Rows:
-    """Each touched practice's days, counted per hour and added up, like the platform's."""
+    """Each touched practice's days, counted per hour and added up, like the platform's. A
+    tick recounts only the figures (practice, metric, dimension) with a row stamped since the
+    last rollup: every other figure of the day already counts all of its rows."""
     h = in_hours.c
-    touched = sa.select(h.tenant_id).where(h.tenant_id.is_not(None))
+    touched = sa.select(h.tenant_id, h.metric, h.dimension).where(h.tenant_id.is_not(None))
+    if not shape.full:
+        touched = touched.where(h.at > moment("since"))
     # Materialized: read by time (an index range over the days), then kept for the touched
     # practices, rather than each touched practice's rows searched for the day's.
     in_days = _rows(sources, Grain.DAY, shape).cte("day_rows").prefix_with(
@@ -202,8 +208,8 @@ def _practice_days(shape: Shape, sources: tuple[RowSource, ...], in_hours: sa.CT
     hourly = sa.select(
         r.tenant_id, r.metric, r.dimension, hour.label("hour"),
         sa.func.count(sa.distinct(r.who)).label("value"),
-    ).where(r.tenant_id.in_(touched)).group_by(r.tenant_id, r.metric, hour, r.dimension
-                                               ).subquery("practice_hours")
+    ).where(sa.tuple_(r.tenant_id, r.metric, r.dimension).in_(touched)).group_by(
+        r.tenant_id, r.metric, hour, r.dimension).subquery("practice_hours")
     p = hourly.c
     day = bucket_of(p.hour, Grain.DAY, shape.dialect)
     return sa.select(

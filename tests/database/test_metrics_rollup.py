@@ -207,6 +207,38 @@ def test_a_tick_recounts_only_the_buckets_that_changed(db, monday, moving_clock)
     assert untouched == first_pass  # the 9 o'clock points were not even rewritten
 
 
+def test_ticks_within_one_hour_move_only_the_figures_they_touch(db, monday, moving_clock):
+    """Two ticks in the 11 o'clock hour, each with activity of its own in Harbour: the second
+    recounts only Harbour's invitations, yet every figure of the day matches a full rollup."""
+    harbour, _elm = monday
+    moving_clock.at(at(10, 30))
+    run(db)
+    moving_clock.at(at(11, 5))
+    client_signs_up(db, harbour, "wren@harbour.example")
+    moving_clock.at(at(11, 10))
+    run(db)
+    moving_clock.at(at(11, 20))
+    invites(db, harbour, "late@harbour.example")
+    moving_clock.at(at(11, 30))
+    second = run(db)
+    assert second.hours == (at(11),)
+
+    harbour_scope = scope_of(db, harbour.tenant.id)
+    with system_session(db) as session:
+        signups_written = session.execute(sa.select(MetricPoint.computed_at).where(
+            MetricPoint.scope == harbour_scope, MetricPoint.metric == "signups",
+            MetricPoint.dimension == "client", MetricPoint.grain == "day")).scalar_one()
+    assert signups_written == at(11, 10)  # not touched by the second tick
+    after_ticks = day_figures(db, harbour_scope)
+    assert after_ticks[("signups", "client")] == 3
+    assert after_ticks[("invitations_sent", "")] == 2
+    platform_after_ticks = day_figures(db, "platform")
+
+    run(db, full=True)
+    assert day_figures(db, harbour_scope) == after_ticks
+    assert day_figures(db, "platform") == platform_after_ticks
+
+
 def test_sign_ins_age_out_of_their_windows_and_ticks_agree_with_a_full_rollup(
         db, settings, monday, moving_clock):
     harbour, elm = monday
