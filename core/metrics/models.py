@@ -26,6 +26,9 @@ SCOPE_OF_TENANT = "COALESCE(CAST(tenant_id AS VARCHAR(36)), 'platform')"
 
 
 class MetricPoint(TenantOwned, Base):
+    """One figure in one bucket. On PostgreSQL its pages are kept 70 % full (migration 0014),
+    so a rollup's updates stay on their page and leave the key's index alone."""
+
     __tablename__ = "metric_points"
 
     metric: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
