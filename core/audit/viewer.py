@@ -12,7 +12,7 @@ import ipaddress
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +29,8 @@ from core.onboarding.models import OnboardingProgress
 from core.tenancy.guard import owned
 
 PAGE_SIZE = 50
+# The days a filter may name: from before any entry to far beyond the last.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 EVENT_TYPES = tuple(sorted(str(t) for t in EventType))
 
 
@@ -115,6 +117,10 @@ def _day_start(value: str | None, zone: ZoneInfo, name: str,
         day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         errors[name] = "Enter a date as YYYY-MM-DD."
+        return None
+    # Within these, a day's start in any zone and the day after it are still dates.
+    if not FIRST_DAY <= day <= LAST_DAY:
+        errors[name] = f"Enter a date from {FIRST_DAY} to {LAST_DAY}."
         return None
     return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 

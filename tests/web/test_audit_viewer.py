@@ -19,6 +19,7 @@ from werkzeug.datastructures import MultiDict
 from core import clock
 from core.audit import exports, viewer, writer
 from core.audit.models import AuditEntry, AuditExport
+from core.errors import ValidationFailed
 from core.events.types import EventType
 from core.identity import signup
 from core.scoping import TenantContext, system_session
@@ -120,6 +121,19 @@ def test_malformed_filters_say_what_is_wrong(db):
         with pytest.raises(Exception) as refused:
             viewer.parse_filters(MultiDict(args).to_dict(flat=False), UTC_ZONE)
         assert field in refused.value.errors  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_a_date_at_the_end_of_the_calendar_is_refused_with_a_message(client, admin, day):
+    """The last day's end is the next day's start: past 9998 that is no date at all (it was a
+    500), and the first day's start east of UTC is before year one."""
+    assert login(client, ADMIN_EMAIL).status_code == 302
+    for name in ("from", "to"):
+        response = client.get("/admin/audit", query_string={name: day})
+        assert response.status_code == 422, (name, day)
+        assert "Enter a date from 1970-01-01 to 9998-12-31." in response.get_data(as_text=True)
+    with pytest.raises(ValidationFailed):
+        viewer.parse_filters({"from": [day]}, ZoneInfo("Asia/Tokyo"))
 
 
 # -- keyset pages ----------------------------------------------------------------------------
