@@ -216,7 +216,11 @@ def test_rate_limit_status_shows_the_budgets_without_spending_one(limited, db):
     app = limited(**SEED_LIMITS)
     client = app.test_client()
     anonymous = [client.get("/api/rate-limit-status").get_json() for _ in range(5)]
-    assert anonymous[0] == anonymous[-1]
+    # Nothing spent: the same budgets each time. (An unused window has not started, so its
+    # reset is a window from now and moves on with the clock.)
+    assert _without_reset(anonymous[0]) == _without_reset(anonymous[-1])
+    assert all(time.time() < scope["reset"] <= time.time() + scope["window_seconds"] + 1
+               for answer in anonymous for scope in answer["scopes"])
     [address] = anonymous[0]["scopes"]
     assert (address["scope"], address["limit"], address["remaining"]) == ("address", 20, 20)
     client.get("/")
@@ -285,3 +289,8 @@ def test_a_practice_limit_must_be_a_positive_whole_number(settings, db):
     refused = post_form(admin, f"{page}/limits", {"requests_per_minute": "0"}, page=page)
     assert refused.status_code == 422
     assert "at least 1" in refused.get_data(as_text=True)
+
+
+def _without_reset(status: dict) -> dict:
+    return {**status, "scopes": [{k: v for k, v in scope.items() if k != "reset"}
+                                 for scope in status["scopes"]]}
