@@ -174,6 +174,11 @@ class Settings:
         return base64.urlsafe_b64encode(derived)
 
     @property
+    def link_token_key(self) -> bytes:
+        """The key an event's e-mail link token is derived with (core.identity.tokens)."""
+        return hmac.new(self.secret_key.encode(), b"link-tokens", hashlib.sha256).digest()
+
+    @property
     def rp_id(self) -> str:
         return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "localhost")
 

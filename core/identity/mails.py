@@ -35,6 +35,12 @@ def personal_value(payload: dict[str, Any], key: str) -> Any:
     return found if found is not None else payload.get(key)
 
 
+def _token(ctx: HandlerContext, identity_id: uuid.UUID, purpose: TokenPurpose,
+           event_id: uuid.UUID, *, new_email: str | None = None) -> str:
+    return tokens.for_event(ctx.uow.session, ctx.services.settings.link_token_key, identity_id,
+                            purpose, event_id, new_email=new_email)
+
+
 def _link(ctx: HandlerContext, path: str, **values: str) -> str:
     return links.absolute(ctx.services.settings.public_url, path, **values)
 
@@ -45,7 +51,7 @@ def send_verification_email(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
     if identity is None or identity.email_verified_at is not None:
         return  # invited people proved their address by following the invitation
-    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.VERIFY_EMAIL, ctx.event.id)
+    raw = _token(ctx, identity.id, TokenPurpose.VERIFY_EMAIL, ctx.event.id)
     send_for_event(ctx, "verify_email", identity.email,
           link=_link(ctx, links.VERIFY_EMAIL, token=raw))
 
@@ -72,7 +78,7 @@ def send_password_reset_email(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
     if identity is None:
         return
-    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.RESET_PASSWORD, ctx.event.id)
+    raw = _token(ctx, identity.id, TokenPurpose.RESET_PASSWORD, ctx.event.id)
     send_for_event(ctx, "password_reset", identity.email,
           link=_link(ctx, links.RESET_PASSWORD, token=raw))
 
@@ -126,8 +132,7 @@ def send_email_change_link(ctx: HandlerContext) -> None:
     new_email = personal_value(ctx.event.payload, "new_email")
     if identity is None or not new_email or identity.email == new_email:
         return
-    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.CHANGE_EMAIL, ctx.event.id,
-                       new_email=new_email)
+    raw = _token(ctx, identity.id, TokenPurpose.CHANGE_EMAIL, ctx.event.id, new_email=new_email)
     send_for_event(ctx, "confirm_new_email", new_email, old_email=identity.email,
                    link=_link(ctx, links.CONFIRM_NEW_EMAIL, token=raw))
 
@@ -152,6 +157,6 @@ def send_set_password_email(ctx: HandlerContext) -> None:
     identity = _identity(ctx)
     if identity is None or not ctx.event.payload.get("send_link"):
         return
-    raw = tokens.issue(ctx.uow.session, identity.id, TokenPurpose.SET_PASSWORD, ctx.event.id)
+    raw = _token(ctx, identity.id, TokenPurpose.SET_PASSWORD, ctx.event.id)
     send_for_event(ctx, "set_password", identity.email,
           link=_link(ctx, links.SET_PASSWORD, token=raw))

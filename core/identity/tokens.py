@@ -1,8 +1,11 @@
-"""Random link tokens (256 bits), stored only as SHA-256, single use, with an expiry."""
+"""Link tokens (256 bits: random, or derived from the event an e-mail is for), stored only as
+SHA-256, single use, with an expiry."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import timedelta
@@ -14,6 +17,7 @@ from core import clock
 from core.errors import NotFound
 from core.identity.models import Token, TokenPurpose
 
+_TOKENS: sa.Table = Token.__table__  # type: ignore[assignment]
 LIFETIMES = {
     TokenPurpose.VERIFY_EMAIL: timedelta(hours=24),
     TokenPurpose.RESET_PASSWORD: timedelta(hours=1),
@@ -38,6 +42,33 @@ def issue(session: Session, identity_id: uuid.UUID, purpose: TokenPurpose,
     session.add(Token(token_hash=digest(raw), identity_id=identity_id, purpose=purpose,
                       source_event_id=source_event_id, created_at=now,
                       expires_at=now + LIFETIMES[purpose], new_email=new_email))
+    return raw
+
+
+def for_event(session: Session, key: bytes, identity_id: uuid.UUID, purpose: TokenPurpose,
+              event_id: uuid.UUID, *, new_email: str | None = None) -> str:
+    """The token of the e-mail an event asks for, stored once, and its raw value.
+
+    The handler commits the token before the e-mail goes (core.mail.for_events); a worker that
+    dies after that runs the handler again, and the e-mail it sends then may be the second copy
+    of one that went (same Message-ID, which mail clients fold into one). So the raw token is
+    derived from the event with a server key, never drawn at random: every attempt sends the
+    same link, and it is the stored one. (Should the key have changed in between, the stored
+    hash follows the latest e-mail.)"""
+    raw = base64.urlsafe_b64encode(hmac.new(
+        key, f"{purpose.value}:{event_id}".encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    now = clock.now()
+    row = {"token_hash": digest(raw), "identity_id": identity_id,
+           "purpose": purpose.value, "source_event_id": event_id, "created_at": now,
+           "expires_at": now + LIFETIMES[purpose], "new_email": new_email}
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(_TOKENS).values(row)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["source_event_id"],
+        set_={"token_hash": statement.excluded.token_hash}))
     return raw
 
 

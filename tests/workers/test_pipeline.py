@@ -374,3 +374,56 @@ def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
     with system_session(db) as session:
         assert session.execute(sa.select(MailLog.status).where(
             MailLog.event_id == event.id)).scalars().all() == ["sent"]
+
+
+@pytest.mark.parametrize("first_attempt", ["refused", "sent, then the worker died"])
+def test_a_retried_verification_e_mail_carries_the_same_working_link(
+        mail_app, smtp_server, db, side, first_attempt) -> None:
+    """The link's token is committed before the e-mail goes; a second attempt found it there and
+    failed on the token's uniqueness for ever (the proof's chaos lost a verification e-mail that
+    way after a worker was SIGKILLed). Every attempt now sends the same link, and it works."""
+    from core.effects import handler_named
+    from core.identity.models import Identity, Token
+    from core.pipeline import runner
+    from tests.support.flows import confirm, link_in, signup_therapist
+
+    class FailsOnce:
+        def __init__(self, mailer) -> None:
+            self.mailer, self.failed = mailer, False
+
+        def send(self, mail) -> None:
+            if not self.failed:
+                self.failed = True
+                if first_attempt.startswith("sent"):
+                    self.mailer.send(mail)
+                raise OSError("connection reset")
+            self.mailer.send(mail)
+
+    client = mail_app.test_client()
+    assert signup_therapist(client, email="ada@harbour.example").status_code == 200
+    with system_session(db) as session:
+        event_id = session.execute(sa.select(Event.id).where(
+            Event.type == "USER_CREATED")).scalar_one()
+    services = side.services
+    original = services.mailer
+    services.mailer = FailsOnce(original)
+    handler = handler_named("send_verification_email")
+    try:
+        with side.runtime.unit_of_work() as uow, pytest.raises(OSError):
+            runner.run_handler(uow, services, handler, event_id, "message-1")
+        with side.runtime.unit_of_work() as uow:
+            assert runner.run_handler(uow, services, handler, event_id,
+                                      "message-2") == runner.Outcome.DONE
+    finally:
+        services.mailer = original
+    copies = 2 if first_attempt.startswith("sent") else 1
+    received = smtp_server.wait_for(copies)
+    links = {link_in(message, "/verify-email/") for message in received}
+    assert len(received) == copies and len(links) == 1
+    with system_session(db) as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(Token).where(
+            Token.source_event_id == event_id)).scalar_one() == 1
+    assert confirm(client, links.pop()).status_code == 302
+    with system_session(db) as session:
+        assert session.execute(sa.select(Identity.email_verified_at).where(
+            Identity.email == "ada@harbour.example")).scalar_one() is not None
