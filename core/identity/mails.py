@@ -115,8 +115,10 @@ def send_invitation_email(ctx: HandlerContext) -> None:
     if invitation is None or invitation.accepted_at or invitation.revoked_at:
         return
     tenant = ctx.uow.session.get(Tenant, invitation.tenant_id)
-    raw = tokens.new_secret()
-    invitation.token_hash = tokens.digest(raw)  # a resend's new link replaces the old one
+    # A resend (another event) gets a new link that replaces the old one; a retry of this
+    # e-mail, the same link (see tokens.for_event).
+    raw = tokens.derived(ctx.services.settings.link_token_key, "invitation", ctx.event.id)
+    invitation.token_hash = tokens.digest(raw)
     # The invitee has no time zone yet: the practice's is the best guess.
     zone = (tenant.settings or {}).get("time_zone") if tenant else None
     send_for_event(ctx, "invitation", invitation.email,

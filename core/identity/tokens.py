@@ -45,6 +45,13 @@ def issue(session: Session, identity_id: uuid.UUID, purpose: TokenPurpose,
     return raw
 
 
+def derived(key: bytes, kind: str, event_id: uuid.UUID) -> str:
+    """The raw token of the `kind` link in the e-mail event `event_id` asks for: the same on
+    every attempt at that e-mail, another for any other event (see `for_event`)."""
+    mac = hmac.new(key, f"{kind}:{event_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 def for_event(session: Session, key: bytes, identity_id: uuid.UUID, purpose: TokenPurpose,
               event_id: uuid.UUID, *, new_email: str | None = None) -> str:
     """The token of the e-mail an event asks for, stored once, and its raw value.
@@ -55,8 +62,7 @@ def for_event(session: Session, key: bytes, identity_id: uuid.UUID, purpose: Tok
     derived from the event with a server key, never drawn at random: every attempt sends the
     same link, and it is the stored one. (Should the key have changed in between, the stored
     hash follows the latest e-mail.)"""
-    raw = base64.urlsafe_b64encode(hmac.new(
-        key, f"{purpose.value}:{event_id}".encode(), hashlib.sha256).digest()).decode().rstrip("=")
+    raw = derived(key, purpose.value, event_id)
     now = clock.now()
     row = {"token_hash": digest(raw), "identity_id": identity_id,
            "purpose": purpose.value, "source_event_id": event_id, "created_at": now,

@@ -376,38 +376,31 @@ def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
             MailLog.event_id == event.id)).scalars().all() == ["sent"]
 
 
-@pytest.mark.parametrize("first_attempt", ["refused", "sent, then the worker died"])
-def test_a_retried_verification_e_mail_carries_the_same_working_link(
-        mail_app, smtp_server, db, side, first_attempt) -> None:
-    """The link's token is committed before the e-mail goes; a second attempt found it there and
-    failed on the token's uniqueness for ever (the proof's chaos lost a verification e-mail that
-    way after a worker was SIGKILLed). Every attempt now sends the same link, and it works."""
+class _FailsOnce:
+    """Wraps the mailer: its first e-mail is refused, or taken by the server before the worker
+    "dies" (an exception) without writing "done"."""
+
+    def __init__(self, mailer, *, server_takes_it: bool) -> None:
+        self.mailer, self.server_takes_it, self.failed = mailer, server_takes_it, False
+
+    def send(self, mail) -> None:
+        if not self.failed:
+            self.failed = True
+            if self.server_takes_it:
+                self.mailer.send(mail)
+            raise OSError("connection reset")
+        self.mailer.send(mail)
+
+
+def _retried(side, handler_name: str, event_id, *, server_takes_it: bool) -> None:
+    """Run a handler whose first attempt fails as `_FailsOnce` says, then again, to done."""
     from core.effects import handler_named
-    from core.identity.models import Identity, Token
     from core.pipeline import runner
-    from tests.support.flows import confirm, link_in, signup_therapist
 
-    class FailsOnce:
-        def __init__(self, mailer) -> None:
-            self.mailer, self.failed = mailer, False
-
-        def send(self, mail) -> None:
-            if not self.failed:
-                self.failed = True
-                if first_attempt.startswith("sent"):
-                    self.mailer.send(mail)
-                raise OSError("connection reset")
-            self.mailer.send(mail)
-
-    client = mail_app.test_client()
-    assert signup_therapist(client, email="ada@harbour.example").status_code == 200
-    with system_session(db) as session:
-        event_id = session.execute(sa.select(Event.id).where(
-            Event.type == "USER_CREATED")).scalar_one()
     services = side.services
     original = services.mailer
-    services.mailer = FailsOnce(original)
-    handler = handler_named("send_verification_email")
+    services.mailer = _FailsOnce(original, server_takes_it=server_takes_it)
+    handler = handler_named(handler_name)
     try:
         with side.runtime.unit_of_work() as uow, pytest.raises(OSError):
             runner.run_handler(uow, services, handler, event_id, "message-1")
@@ -416,10 +409,31 @@ def test_a_retried_verification_e_mail_carries_the_same_working_link(
                                       "message-2") == runner.Outcome.DONE
     finally:
         services.mailer = original
-    copies = 2 if first_attempt.startswith("sent") else 1
-    received = smtp_server.wait_for(copies)
+
+
+def _event_of(db, event_type: str):
+    """The newest event of that type."""
+    with system_session(db) as session:
+        return session.execute(sa.select(Event.id).where(Event.type == event_type).order_by(
+            Event.occurred_at.desc()).limit(1)).scalar_one()
+
+
+@pytest.mark.parametrize("server_takes_it", [False, True], ids=["refused", "sent-then-died"])
+def test_a_retried_verification_e_mail_carries_the_same_working_link(
+        mail_app, smtp_server, db, side, server_takes_it) -> None:
+    """The link's token is committed before the e-mail goes; a second attempt found it there and
+    failed on the token's uniqueness for ever (the proof's chaos lost a verification e-mail that
+    way after a worker was SIGKILLed). Every attempt now sends the same link, and it works."""
+    from core.identity.models import Identity, Token
+    from tests.support.flows import confirm, link_in, signup_therapist
+
+    client = mail_app.test_client()
+    assert signup_therapist(client, email="ada@harbour.example").status_code == 200
+    event_id = _event_of(db, "USER_CREATED")
+    _retried(side, "send_verification_email", event_id, server_takes_it=server_takes_it)
+    received = smtp_server.wait_for(2 if server_takes_it else 1)
     links = {link_in(message, "/verify-email/") for message in received}
-    assert len(received) == copies and len(links) == 1
+    assert len(links) == 1
     with system_session(db) as session:
         assert session.execute(sa.select(sa.func.count()).select_from(Token).where(
             Token.source_event_id == event_id)).scalar_one() == 1
@@ -427,3 +441,25 @@ def test_a_retried_verification_e_mail_carries_the_same_working_link(
     with system_session(db) as session:
         assert session.execute(sa.select(Identity.email_verified_at).where(
             Identity.email == "ada@harbour.example")).scalar_one() is not None
+
+
+def test_a_retried_invitation_carries_the_same_working_link(mail_app, smtp_server, db,
+                                                            side) -> None:
+    """Each attempt at an invitation e-mail stored a new random link over the last; a copy the
+    server had already taken (which mail clients fold with the retry's: same Message-ID) led
+    to a dead link."""
+    from tests.support.factories import practice
+    from tests.support.flows import link_in, login, post_form
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    therapist = mail_app.test_client()
+    assert login(therapist, harbour.therapist_email).status_code == 302
+    assert post_form(therapist, "/therapist/invitations", {"email": "new@client.example"},
+                     page="/therapist").status_code == 302
+    _retried(side, "send_invitation_email", _event_of(db, "INVITATION_SENT"),
+             server_takes_it=True)
+    links = {link_in(message, "/invite/") for message in smtp_server.wait_for(2)}
+    assert len(links) == 1
+    page = mail_app.test_client().get(links.pop())
+    assert page.status_code == 200 and "Harbour Counselling invites you" in page.get_data(
+        as_text=True)
