@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute, Session, sessionmaker
@@ -299,6 +300,14 @@ class Database:
             self._markers.dispose()
 
 
+def conflict_insert(dialect: str, table: sa.Table) -> postgresql.Insert:
+    """An INSERT into `table` that takes ON CONFLICT clauses: PostgreSQL's, or SQLite's, which
+    are spelled the same (`on_conflict_do_nothing`, `on_conflict_do_update`, `excluded`)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)  # type: ignore[return-value]
+
+
 def insert_ignoring_conflicts(session: Session, table: sa.Table,
                               rows: list[dict[str, Any]]) -> None:
     """INSERT … ON CONFLICT DO NOTHING on PostgreSQL and SQLite, many rows in one statement.
@@ -306,11 +315,8 @@ def insert_ignoring_conflicts(session: Session, table: sa.Table,
     No RETURNING: on PostgreSQL it makes a 500-row insert about four times slower."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    session.execute(insert(table).on_conflict_do_nothing(), rows)
+    insert = conflict_insert(session.get_bind().dialect.name, table)
+    session.execute(insert.on_conflict_do_nothing(), rows)
 
 
 def insert_new_keys(session: Session, table: sa.Table, key: str, keys: list[Any],

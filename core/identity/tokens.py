@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.db import conflict_insert
 from core.errors import NotFound
 from core.identity.models import Token, TokenPurpose
 
@@ -67,11 +68,7 @@ def for_event(session: Session, key: bytes, identity_id: uuid.UUID, purpose: Tok
     row = {"token_hash": digest(raw), "identity_id": identity_id,
            "purpose": purpose.value, "source_event_id": event_id, "created_at": now,
            "expires_at": now + LIFETIMES[purpose], "new_email": new_email}
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    statement = insert(_TOKENS).values(row)
+    statement = conflict_insert(session.get_bind().dialect.name, _TOKENS).values(row)
     session.execute(statement.on_conflict_do_update(
         index_elements=["source_event_id"],
         set_={"token_hash": statement.excluded.token_hash}))

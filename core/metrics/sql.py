@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.db import UTCDateTime, conflict_insert
 from core.metrics.models import MetricPoint
 from core.metrics.names import PLATFORM, Grain
 from core.metrics.plan import Shape
@@ -77,15 +77,11 @@ def scope_of(tenant_id: Any) -> sa.ColumnElement[str]:
 def upsert_points(dialect: str, rows: Rows | sa.CompoundSelect[Any]) -> sa.Insert:
     """INSERT … ON CONFLICT (key) DO UPDATE of (metric, scope, grain, bucket, dimension,
     tenant_id, value) rows; a point whose value is unchanged is left alone."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     source = rows.subquery("new_points")
     # The WHERE keeps SQLite from reading "ON CONFLICT" as the ON of a join.
     select = sa.select(*(source.c[name] for name in POINT_COLUMNS[:-1]),
                        moment("computed_at").label("computed_at")).where(sa.true())
-    statement = insert(POINTS).from_select(list(POINT_COLUMNS), select)
+    statement = conflict_insert(dialect, POINTS).from_select(list(POINT_COLUMNS), select)
     upsert = statement.on_conflict_do_update(
         index_elements=list(POINT_KEY),
         set_={"value": statement.excluded.value, "computed_at": statement.excluded.computed_at},
