@@ -344,21 +344,11 @@ def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
     from core.effects import handler_named
     from core.pipeline import runner
 
-    class RefusesOnce:
-        def __init__(self, mailer) -> None:
-            self.mailer, self.refused = mailer, False
-
-        def send(self, mail) -> None:
-            if not self.refused:
-                self.refused = True
-                raise OSError("connection reset")
-            self.mailer.send(mail)
-
     handler = handler_named("send_test_email")
     [event] = _commit_test_emails(["retried@example.com"], side)
     services = side.services
     original = services.mailer
-    services.mailer = RefusesOnce(original)
+    services.mailer = _FailsOnce(original, server_takes_it=False)
     try:
         with side.runtime.unit_of_work() as uow, pytest.raises(OSError):
             runner.run_handler(uow, services, handler, event.id, "message-1")
