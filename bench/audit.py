@@ -9,7 +9,10 @@ events, chaining them (sequence numbers under the heads' locks, SHA-256 per entr
 the entries and marking the events audited. Baseline (`audit-copy`): the same number of entries,
 chained beforehand (untimed), loaded by one COPY in one transaction as the superuser (PostgreSQL
 refuses COPY FROM into a table with row-level security to any other role); `copy_500_rows_per_s`
-is the same rows in COPYs of 500. Each measurement starts from empty tables.
+is the same rows in COPYs of 500, and `insert_500_rows_per_s` the same rows inserted as the
+writer inserts them (the application's role, `partitions.insert_entries`, 500 per transaction):
+the floor of the writer's own INSERTs, before it reads, chains or marks a single event. Each
+measurement starts from empty tables.
 
 The platform's modules are imported only when these entries run (see `bench.pipeline`).
 """
@@ -123,7 +126,29 @@ def copy_rate(ctx: Context) -> Sample:
             timings.append(time.perf_counter() - start)
         _check_copied(rows)
     backends.clear_tables(*AUDIT_TABLES)
-    return Sample(value=rows / timings[0], extra={"copy_500_rows_per_s": round(rows / timings[1])})
+    inserted = _insert_seconds(ctx, entries)
+    backends.clear_tables(*AUDIT_TABLES)
+    return Sample(value=rows / timings[0], extra={"copy_500_rows_per_s": round(rows / timings[1]),
+                                                 "insert_500_rows_per_s": round(rows / inserted)})
+
+
+def _insert_seconds(ctx: Context, entries: list[dict[str, Any]]) -> float:
+    """The entries inserted with the writer's own statement, role and batch size (s)."""
+    from core.audit import partitions
+    from core.audit.writer import AUDIT_BATCH
+    from core.scoping import TenantContext
+    from core.uow import UnitOfWork
+
+    with _database(ctx) as db, UnitOfWork(db, tenant=TenantContext.system()) as uow:
+        partitions.ensure_months(uow.session, {entry["created_at"] for entry in entries})
+        uow.commit()
+        start = time.perf_counter()
+        for first in range(0, len(entries), AUDIT_BATCH):
+            partitions.insert_entries(uow.session, entries[first:first + AUDIT_BATCH])
+            uow.commit()
+        elapsed = time.perf_counter() - start
+    _check_copied(len(entries))
+    return elapsed
 
 
 def _check_copied(expected: int) -> None:

@@ -9,6 +9,10 @@
   five minutes (sign-ups and their onboarding, sign-ins, invitations sent and accepted, in
   practices picked at random), then the incremental rollup, as a worker runs it from its second
   tick on (target: at most half the count); its first tick beside it.
+* Beside each rollup, `points_copy_ms`: the floor of writing what it wrote. The very points it
+  wrote are COPYed, in one transaction as the superuser, into a copy of `metric_points` (same
+  indexes and fillfactor) that holds every other point: no rollup that writes these points can
+  take less, whatever it reads and however it computes them.
 * `metrics-read-10k` (the baseline) and `metrics-read`: what `GET /api/metrics?days=30` does
   once the admin's request is let in — a unit of work of a page's connection seeing every
   practice and `core.metrics.read.report` — p99 over READS requests, on the platform a hundred
@@ -86,7 +90,8 @@ def full_rollup(ctx: Context) -> Sample:
         elapsed = _ms(started)
     if not report.points_written:
         raise MeasurementError("the full rollup wrote no points")
-    return Sample(value=elapsed, extra={"points_written": report.points_written})
+    return Sample(value=elapsed, extra={"points_written": report.points_written,
+                                        "points_copy_ms": round(_points_copy_ms(), 1)})
 
 
 def tick(ctx: Context) -> Sample:
@@ -100,6 +105,7 @@ def tick(ctx: Context) -> Sample:
     if not report.hours:
         raise MeasurementError("the tick found no new activity")
     return Sample(value=elapsed, extra={"points_written": report.points_written,
+                                        "points_copy_ms": round(_points_copy_ms(), 1),
                                         "hours_recounted": len(report.hours),
                                         "first_tick_ms": round(first_tick, 1)})
 
@@ -188,6 +194,33 @@ def _database(scale: metrics_data.Scale = metrics_data.FULL, *, page: bool = Fal
         yield db
     finally:
         db.dispose()
+
+
+def _points_copy_ms() -> float:
+    """The floor of the last rollup's writes: its points (those it stamped last) COPYed into a
+    copy of `metric_points` that holds all the others, in one transaction (ms, commit included)."""
+    with psycopg.connect(metrics_data.FULL.admin_url, autocommit=True) as connection:
+        last = "(SELECT max(computed_at) FROM metric_points)"
+        written = connection.execute(
+            f"SELECT * FROM metric_points WHERE computed_at = {last}").fetchall()
+        connection.execute("DROP TABLE IF EXISTS bench_points_floor")
+        connection.execute("CREATE TABLE bench_points_floor (LIKE metric_points INCLUDING ALL) "
+                           "WITH (fillfactor = 70)")
+        connection.execute("INSERT INTO bench_points_floor SELECT * FROM metric_points "
+                           f"WHERE computed_at <> {last}")
+        connection.execute("VACUUM ANALYZE bench_points_floor")
+    try:
+        with psycopg.connect(metrics_data.FULL.admin_url) as connection:
+            started = time.perf_counter()
+            with connection.cursor() as cursor, cursor.copy(
+                    "COPY bench_points_floor FROM STDIN") as copy:
+                for row in written:
+                    copy.write_row(row)
+            connection.commit()
+            return _ms(started)
+    finally:
+        with psycopg.connect(metrics_data.FULL.admin_url, autocommit=True) as connection:
+            connection.execute("DROP TABLE bench_points_floor")
 
 
 def _forget_points(scale: metrics_data.Scale = metrics_data.FULL) -> None:
