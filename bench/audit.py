@@ -11,8 +11,10 @@ chained beforehand (untimed), loaded by one COPY in one transaction as the super
 refuses COPY FROM into a table with row-level security to any other role); `copy_500_rows_per_s`
 is the same rows in COPYs of 500, and `insert_500_rows_per_s` the same rows inserted as the
 writer inserts them (the application's role, `partitions.insert_entries`, 500 per transaction):
-the floor of the writer's own INSERTs, before it reads, chains or marks a single event. Each
-measurement starts from empty tables.
+the floor of the writer's own INSERTs, before it reads, chains or marks a single event;
+`chaining_rows_per_s` is the rate at which the same entries were chained (built from their
+events, salted, hashed) in Python, which no writer can skip either. Each measurement starts from
+empty tables.
 
 The platform's modules are imported only when these entries run (see `bench.pipeline`).
 """
@@ -110,7 +112,9 @@ def copy_rate(ctx: Context) -> Sample:
     import psycopg
 
     rows = ctx.options.audit_rows
+    start = time.perf_counter()
     entries = _chained_entries(rows)
+    chaining = time.perf_counter() - start
     columns = _copy_columns()
     statement = f"COPY audit_entries ({', '.join(columns)}) FROM STDIN"
     timings = []
@@ -129,7 +133,8 @@ def copy_rate(ctx: Context) -> Sample:
     inserted = _insert_seconds(ctx, entries)
     backends.clear_tables(*AUDIT_TABLES)
     return Sample(value=rows / timings[0], extra={"copy_500_rows_per_s": round(rows / timings[1]),
-                                                 "insert_500_rows_per_s": round(rows / inserted)})
+                                                 "insert_500_rows_per_s": round(rows / inserted),
+                                                 "chaining_rows_per_s": round(rows / chaining)})
 
 
 def _insert_seconds(ctx: Context, entries: list[dict[str, Any]]) -> float:
