@@ -71,7 +71,8 @@ def _log(area: str) -> str:
     practices, actors = names_for(session, page.entries)
     return render_template(
         "audit/log.html", area=area, page=page, filters=filters, args=filters.as_args(),
-        zone=zone, practices=practices, actors=actors, event_types=viewer.EVENT_TYPES,
+        zone=zone, practices=practices, actors=actors,
+        event_types=viewer.event_types_for(_scope().tenant_id),
         outcomes=OUTCOMES, all_practices=_practices(area), action_form=ActionForm(),
         integrity=status(session, settings()) if area == "admin" else None,
         stream_limit=settings().audit_stream_export_limit)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core.audit.chain import OUTCOMES
 from core.audit.models import AuditEntry
 from core.errors import ValidationFailed
-from core.events.types import EventType
+from core.events.types import PLATFORM_ONLY, EventType
 from core.identity.models import Account, Identity
 from core.onboarding.models import OnboardingProgress
 from core.tenancy.guard import owned
@@ -32,6 +32,13 @@ PAGE_SIZE = 50
 # The days a filter may name: from before any entry to far beyond the last.
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 EVENT_TYPES = tuple(sorted(str(t) for t in EventType))
+
+
+def event_types_for(tenant_id: uuid.UUID | None) -> tuple[str, ...]:
+    """The types a viewer may find: every one on the platform, a practice's own in a practice."""
+    if tenant_id is None:
+        return EVENT_TYPES
+    return tuple(t for t in EVENT_TYPES if t not in PLATFORM_ONLY)
 
 
 @dataclass(frozen=True)

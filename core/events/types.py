@@ -74,3 +74,12 @@ class EventType(StrEnum):
     RESTRICTED_DATA_VIEWED = "RESTRICTED_DATA_VIEWED"
     LEGAL_HOLD_PLACED = "LEGAL_HOLD_PLACED"
     LEGAL_HOLD_RELEASED = "LEGAL_HOLD_RELEASED"
+
+
+# Recorded with no practice (the platform's own operations), so never in a practice's trail:
+# a practice owner's audit viewer does not offer them as a filter.
+PLATFORM_ONLY = frozenset({
+    EventType.ADMIN_CREATED, EventType.TEST_EMAIL_REQUESTED, EventType.AUDIT_VERIFY_FAILED,
+    EventType.AUDIT_MONTH_DROPPED, EventType.HEALTH_INCIDENT_OPENED,
+    EventType.HEALTH_INCIDENT_RESOLVED,
+})

@@ -26,7 +26,7 @@ from core.scoping import TenantContext, system_session
 from core.uow import Origin, UnitOfWork
 from tests.support.audit import chain_entries
 from tests.support.factories import practice
-from tests.support.flows import PASSWORD, login, post_form
+from tests.support.flows import PASSWORD, login, logout, post_form
 
 ADMIN_EMAIL = "auditor@platform.example"
 UTC_ZONE = ZoneInfo("UTC")
@@ -210,6 +210,24 @@ def test_a_therapist_sees_only_their_practice_even_when_asking_for_another(clien
             AuditEntry.tenant_id == harbour.tenant.id)).scalars().first()
     assert client.get(f"/therapist/audit/entries/{own_entry}").status_code == 200
     assert client.get(f"/therapist/audit/entries/{elm_entry}").status_code == 404
+
+
+def _offered_types(html: str) -> set[str]:
+    select = re.search(r'<select[^>]*id="f-type".*?</select>', html, re.S).group(0)
+    return set(re.findall(r'<option value="([A-Z_]+)"', select))
+
+
+def test_a_practice_owner_is_offered_only_the_types_a_practice_can_have(client, admin,
+                                                                      varied):
+    harbour, _elm = varied
+    assert login(client, harbour.therapist_email).status_code == 302
+    offered = _offered_types(client.get("/therapist/audit").get_data(as_text=True))
+    assert {"USER_LOGIN", "INVITATION_SENT", "ACCESS_DENIED"} <= offered
+    assert not offered & {"HEALTH_INCIDENT_OPENED", "AUDIT_MONTH_DROPPED", "ADMIN_CREATED"}
+    logout(client)
+    assert login(client, ADMIN_EMAIL).status_code == 302
+    assert _offered_types(client.get("/admin/audit").get_data(as_text=True)) == set(
+        viewer.EVENT_TYPES)
 
 
 def test_a_non_admin_gets_404_and_an_access_denied_entry(client, db, two_practices, worker):
