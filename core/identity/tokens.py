@@ -35,17 +35,6 @@ def digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def issue(session: Session, identity_id: uuid.UUID, purpose: TokenPurpose,
-          source_event_id: uuid.UUID | None = None, *, new_email: str | None = None) -> str:
-    """Store a new token and return the raw value (it exists only in the e-mail from now on)."""
-    raw = new_secret()
-    now = clock.now()
-    session.add(Token(token_hash=digest(raw), identity_id=identity_id, purpose=purpose,
-                      source_event_id=source_event_id, created_at=now,
-                      expires_at=now + LIFETIMES[purpose], new_email=new_email))
-    return raw
-
-
 def derived(key: bytes, kind: str, event_id: uuid.UUID) -> str:
     """The raw token of the `kind` link in the e-mail event `event_id` asks for: the same on
     every attempt at that e-mail, another for any other event (see `for_event`)."""

@@ -26,6 +26,7 @@ from tests.browser.axe import DESKTOP, PHONE, sideways_overflow, violations
 from tests.browser.steps import heading, log_in
 from tests.support.factories import practice
 from tests.support.flows import PASSWORD, PERSONAL_INFO, PROFESSIONAL_INFO
+from tests.support.tokens import issue_token
 
 pytestmark = pytest.mark.browser
 
@@ -82,11 +83,11 @@ def _build(platform) -> World:
         newcomer = identity_by_email(session, NEWCOMER)
         newcomer.email_verified_at = clock.now()
         newcomer_account = account_for(session, newcomer.id, Role.THERAPIST)
-        verify_raw = tokens.issue(session, identity_by_email(
+        verify_raw = issue_token(session, identity_by_email(
             session, "una@unconfirmed.example").id, TokenPurpose.VERIFY_EMAIL)
         therapist_identity = session.get(Identity, harbour.therapist.identity_id)
-        change_raw = tokens.issue(session, therapist_identity.id, TokenPurpose.CHANGE_EMAIL,
-                                  new_email="ada@elsewhere.example")
+        change_raw = issue_token(session, therapist_identity.id, TokenPurpose.CHANGE_EMAIL,
+                                 new_email="ada@elsewhere.example")
         session.commit()
     # The newcomer has reached the last step of set-up: every earlier one can be shown.
     with UnitOfWork(db, tenant=TenantContext.of(newcomer_account.tenant_id)) as uow:

@@ -36,6 +36,7 @@ from tests.core.conftest import events_of
 from tests.core.test_identity_use_cases import ADA, _therapist, _view
 from tests.support.factories import finish_onboarding
 from tests.support.flows import PASSWORD
+from tests.support.tokens import issue_token
 
 
 @pytest.fixture
@@ -303,8 +304,8 @@ def test_an_e_mail_change_waits_for_the_new_address_and_tells_the_old_one(db, re
         uow.commit()
     with system_session(db) as session:
         assert identity_by_email(session, ADA) is not None  # nothing changed yet
-        raw = tokens.issue(session, view.identity_uuid, TokenPurpose.CHANGE_EMAIL,
-                           new_email="ada@new.example")
+        raw = issue_token(session, view.identity_uuid, TokenPurpose.CHANGE_EMAIL,
+                          new_email="ada@new.example")
         session.commit()
     with UnitOfWork(db) as uow:
         email_change.confirm_email_change(uow, raw)

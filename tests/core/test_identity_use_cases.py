@@ -10,12 +10,13 @@ from core.errors import Forbidden, NotFound, RateLimited, ValidationFailed
 from core.identity import credentials, invitations, login, sessions, signup
 from core.identity.directory import account_for, identity_by_email
 from core.identity.models import Account, AuthSession, Invitation, Role, TokenPurpose
-from core.identity.tokens import digest, issue
+from core.identity.tokens import digest
 from core.scoping import TenantContext, system_session
 from core.tenancy.models import Tenant, TenantStatus
 from core.uow import UnitOfWork
 from tests.core.conftest import events_of
 from tests.support.flows import PASSWORD
+from tests.support.tokens import issue_token
 
 ADA = "ada@harbour.example"
 
@@ -213,7 +214,7 @@ def test_a_password_change_needs_the_current_one_and_ends_other_sessions(db, reg
 def test_a_reset_link_works_once(db):
     _therapist(db)
     with system_session(db) as session:
-        raw = issue(session, identity_by_email(session, ADA).id, TokenPurpose.RESET_PASSWORD)
+        raw = issue_token(session, identity_by_email(session, ADA).id, TokenPurpose.RESET_PASSWORD)
         session.commit()
     with UnitOfWork(db) as uow:
         credentials.reset_password(uow, raw, "another good passphrase")

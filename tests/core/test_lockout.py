@@ -11,10 +11,10 @@ from core.errors import DomainError
 from core.identity import credentials, login, signup
 from core.identity.directory import identity_by_email
 from core.identity.models import Account, Identity, TokenPurpose
-from core.identity.tokens import issue
 from core.scoping import TenantContext
 from core.uow import UnitOfWork
 from tests.support.flows import PASSWORD
+from tests.support.tokens import issue_token
 
 EMAIL = "ada@harbour.example"
 
@@ -89,7 +89,7 @@ def test_an_admin_unlock_resets_the_escalation(person, db, settings, moved_clock
 def test_a_password_reset_resets_the_escalation(person, db, settings, moved_clock):
     _lock_out(db, settings)
     with UnitOfWork(db) as uow:
-        raw = issue(uow.session, _identity(db).id, TokenPurpose.RESET_PASSWORD)
+        raw = issue_token(uow.session, _identity(db).id, TokenPurpose.RESET_PASSWORD)
         uow.commit()
         credentials.reset_password(uow, raw, "a brand new passphrase here")
         uow.commit()
