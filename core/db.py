@@ -328,10 +328,8 @@ def insert_new_keys(session: Session, table: sa.Table, key: str, keys: list[Any]
     if not keys:
         return set()
     if session.get_bind().dialect.name != "postgresql":
-        from sqlalchemy.dialects.sqlite import insert
-
         rows = [{key: k, **same} for k in keys]
-        many = insert(table).on_conflict_do_nothing().returning(table.c[key])
+        many = sqlite.insert(table).on_conflict_do_nothing().returning(table.c[key])
         return set(session.execute(many, rows).scalars())
     statement = _insert_unnested(table, key, tuple(same))
     parameters = {"new_keys": keys, **{f"same_{name}": value for name, value in same.items()}}

@@ -22,15 +22,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import clock
 from core.audit import chain, partitions
 from core.audit.models import AUDIT_ENTRIES, AuditChain
 from core.caching import ACTIVITY, invalidate_after_commit
-from core.db import id_in, insert_ignoring_conflicts
+from core.db import conflict_insert, id_in, insert_ignoring_conflicts
 from core.events.models import EVENTS
 from core.uow import UnitOfWork
 
@@ -110,7 +108,7 @@ def write_direct(uow: UnitOfWork, entries: Sequence[Mapping[str, Any]]) -> int:
     not there yet (a redelivered entry is) are chained. Returns how many were new."""
     now = clock.now()
     rows = [_outbox_row(entry, now) for entry in entries]
-    insert = (sqlite_insert if uow.db.dialect == "sqlite" else postgresql_insert)(_events)
+    insert = conflict_insert(uow.db.dialect, _events)
     new = set(uow.session.execute(
         insert.on_conflict_do_nothing().returning(_events.c.id), rows).scalars())
     fresh = [_entry_of(SimpleNamespace(**row)) for row in rows if row["id"] in new]

@@ -1,5 +1,5 @@
-"""Link tokens (256 bits: random, or derived from the event an e-mail is for), stored only as
-SHA-256, single use, with an expiry."""
+"""Link tokens (256 bits, derived from the event an e-mail is for), stored only as SHA-256,
+single use, with an expiry."""
 
 from __future__ import annotations
 
