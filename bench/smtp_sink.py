@@ -18,7 +18,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import IO, Any
 
-from bench.servers import free_port
+from bench.ports import free_port
 
 STARTUP_TIMEOUT = 10.0
 

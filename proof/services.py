@@ -21,7 +21,8 @@ from typing import Any
 
 import redis
 
-from bench.servers import die_with_parent, free_port, tail
+from bench.ports import restartable_port
+from bench.servers import die_with_parent, tail
 
 START_TIMEOUT = 60.0
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # not the wrapper that su's
@@ -72,7 +73,7 @@ class PrivateRedis:
     file synced on every write, so a killed and restarted Redis still holds its queues."""
 
     def __init__(self, workdir: Path, *, durable: bool) -> None:
-        self.port = free_port()
+        self.port = restartable_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.durable = durable
         self.dir = workdir / "redis"
@@ -124,8 +125,8 @@ class PrivateRabbitMQ:
     The machine's shared node on 5672 is never touched."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.dist_port = free_port()
+        self.port = restartable_port()
+        self.dist_port = restartable_port()
         self.nodename = f"proof{os.getpid()}@localhost"
         self.dir = workdir / "rabbitmq"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,7 @@ class PrivateRabbitMQ:
             except ServiceError as error:
                 if "dist_port_already_used" not in str(error) or attempt == 2:
                     raise
-                self.dist_port = free_port()
+                self.dist_port = restartable_port()
         raise AssertionError("unreachable")
 
     def _start_once(self) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.ports import free_port  # noqa: E402  (the tests import it from here)
 from core.config import Settings, normalise_database_url  # noqa: E402
 from core.db import Database, describe_url  # noqa: E402
 from core.models import Base  # noqa: E402
@@ -77,12 +77,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
                 f"rabbitmq {TEST_RABBITMQ_URL or 'not set'}"]
     return ["backends: embedded (SQLite, in-process broker and cache); set TEST_DATABASE_URL and "
             "TEST_REDIS_URL to run against PostgreSQL and Redis"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- database ----------------------------------------------------------------------------------

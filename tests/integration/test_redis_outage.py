@@ -9,10 +9,11 @@ import logging
 import pytest
 import sqlalchemy as sa
 
+from bench.ports import restartable_port
 from core.audit.models import AuditEntry
 from core.identity.models import Account
 from core.scoping import system_session
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tests.support.apps import make_app
 from tests.support.factories import practice
 from tests.support.flows import csrf_token, login
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def private_redis():
-    server = PrivateRedis(free_port())
+    server = PrivateRedis(restartable_port())
     server.start()
     yield server
     server.kill()
