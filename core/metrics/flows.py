@@ -153,13 +153,13 @@ def onboarding_medians(shape: Shape) -> sa.Insert | None:
 def _counted(shape: Shape, *sources: RowSource) -> sa.Insert | None:
     """The platform's hours are counted from the rows of the plan's hours, and each of its days
     adds its hours up: those just counted and those this rollup left alone (read back from their
-    points). A practice's days are counted from its rows of the day, for the figures with rows
-    in those hours (a tick: with rows stamped since the last rollup). So a tick reads the rows of
-    the hours it recounts and the day's rows, and writes the points of the practices' figures
+    points). A practice's days (it has no hour points) are counted the same way by a full
+    rollup, and moved by what their recounted hours gained by a tick. So a tick reads the rows
+    of the hours it recounts and nothing else, and writes the points of the practices' figures
     that moved and the platform's."""
     if not shape.hour_spans:
         return None
-    in_hours = _rows(sources, Grain.HOUR, shape).cte("hour_rows")
+    in_hours = _rows_in_hours(sources, shape).cte("hour_rows")
     h = in_hours.c
     hour = bucket_of(h.at, Grain.HOUR, shape.dialect)
     platform_hours = sa.select(
@@ -188,28 +188,21 @@ def _counted(shape: Shape, *sources: RowSource) -> sa.Insert | None:
         sa.func.sum(d.value).label("value"),
     ).group_by(d.metric, platform_day, d.dimension)
     return upsert_points(shape.dialect, sa.union_all(
-        sa.select(*ph), platform_days, _practice_days(shape, sources, in_hours)))
+        sa.select(*ph), platform_days, _practice_days(shape, in_hours)))
 
 
-def _practice_days(shape: Shape, sources: tuple[RowSource, ...], in_hours: sa.CTE) -> Rows:
-    """Each touched practice's days, counted per hour and added up, like the platform's. A
-    tick recounts only the figures (practice, metric, dimension) with a row stamped since the
-    last rollup: every other figure of the day already counts all of its rows."""
-    h = in_hours.c
-    touched = sa.select(h.tenant_id, h.metric, h.dimension).where(h.tenant_id.is_not(None))
+def _practice_days(shape: Shape, in_hours: sa.CTE) -> Rows:
+    """Each practice's days, counted per hour and added up, like the platform's. A full rollup's
+    hours are every hour of its days, so its rows of the hours are all the days' rows."""
     if not shape.full:
-        touched = touched.where(h.at > moment("since"))
-    # Materialized: read by time (an index range over the days), then kept for the touched
-    # practices, rather than each touched practice's rows searched for the day's.
-    in_days = _rows(sources, Grain.DAY, shape).cte("day_rows").prefix_with(
-        "MATERIALIZED", dialect="postgresql")
-    r = in_days.c
-    hour = bucket_of(r.at, Grain.HOUR, shape.dialect)
+        return _practice_days_moved(shape, in_hours)
+    h = in_hours.c
+    hour = bucket_of(h.at, Grain.HOUR, shape.dialect)
     hourly = sa.select(
-        r.tenant_id, r.metric, r.dimension, hour.label("hour"),
-        sa.func.count(sa.distinct(r.who)).label("value"),
-    ).where(sa.tuple_(r.tenant_id, r.metric, r.dimension).in_(touched)).group_by(
-        r.tenant_id, r.metric, hour, r.dimension).subquery("practice_hours")
+        h.tenant_id, h.metric, h.dimension, hour.label("hour"),
+        sa.func.count(sa.distinct(h.who)).label("value"),
+    ).where(h.tenant_id.is_not(None)).group_by(h.tenant_id, h.metric, hour, h.dimension
+                                               ).subquery("practice_hours")
     p = hourly.c
     day = bucket_of(p.hour, Grain.DAY, shape.dialect)
     return sa.select(
@@ -218,9 +211,46 @@ def _practice_days(shape: Shape, sources: tuple[RowSource, ...], in_hours: sa.CT
     ).group_by(p.metric, p.tenant_id, day, p.dimension)
 
 
-def _rows(sources: tuple[RowSource, ...], grain: Grain, shape: Shape
-          ) -> Rows | sa.CompoundSelect[Any]:
-    selects = [source(lambda at: within(at, grain, shape)) for source in sources]
+def _practice_days_moved(shape: Shape, in_hours: sa.CTE) -> Rows:
+    """A tick moves each figure (practice, metric, dimension) with a row stamped since the last
+    rollup by what its recounted hours gained: in each hour, the people counted now less those
+    that its rows stamped up to `since` gave, which the day's point already holds (the rollup
+    that wrote it counted every row up to its as_of: see rollup.LAG). So a tick reads the rows
+    of the hours it recounts, never the rest of their days."""
+    h = in_hours.c
+    since = moment("since")
+    touched = sa.select(h.tenant_id, h.metric, h.dimension).where(
+        h.tenant_id.is_not(None), h.at > since)
+    hour = bucket_of(h.at, Grain.HOUR, shape.dialect)
+    counted_before = sa.func.count(sa.distinct(sa.case((h.at <= since, h.who))))
+    hourly = sa.select(
+        h.tenant_id, h.metric, h.dimension, hour.label("hour"),
+        (sa.func.count(sa.distinct(h.who)) - counted_before).label("gained"),
+    ).where(sa.tuple_(h.tenant_id, h.metric, h.dimension).in_(touched)).group_by(
+        h.tenant_id, h.metric, hour, h.dimension).subquery("practice_hours")
+    p = hourly.c
+    day = bucket_of(p.hour, Grain.DAY, shape.dialect)
+    # Materialized, for the same reason as core.metrics.levels.moved: the points are looked up
+    # by plain values, not by expressions of another table's columns.
+    gains = sa.select(
+        p.metric, scope_of(p.tenant_id).label("scope"), day.label("bucket"), p.dimension,
+        p.tenant_id, sa.func.sum(p.gained).label("gained"),
+    ).group_by(p.metric, p.tenant_id, day, p.dimension).cte("practice_gains").prefix_with(
+        "MATERIALIZED", dialect="postgresql")
+    g = gains.c
+    before = sa.select(POINTS.c.value).where(
+        POINTS.c.metric == g.metric, POINTS.c.scope == g.scope,
+        POINTS.c.grain == Grain.DAY.value, POINTS.c.bucket == g.bucket,
+        POINTS.c.dimension == g.dimension).scalar_subquery()
+    return sa.select(
+        g.metric, g.scope, _name(Grain.DAY.value, "grain"), g.bucket, g.dimension, g.tenant_id,
+        (sa.func.coalesce(before, 0) + g.gained).label("value"),
+    ).where(g.gained != 0)
+
+
+def _rows_in_hours(sources: tuple[RowSource, ...], shape: Shape
+                   ) -> Rows | sa.CompoundSelect[Any]:
+    selects = [source(lambda at: within(at, Grain.HOUR, shape)) for source in sources]
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 

@@ -239,6 +239,57 @@ def test_ticks_within_one_hour_move_only_the_figures_they_touch(db, monday, movi
     assert day_figures(db, "platform") == platform_after_ticks
 
 
+def test_a_person_counted_in_an_hour_by_one_tick_is_not_counted_again_by_the_next(
+        db, monday, moving_clock):
+    """Walker completed onboarding at 10:05; new terms reopen it at 10:40 and Walker accepts
+    them at 10:50. The tick at 11:00 recounts the 10 o'clock hour, where Walker already counted:
+    Harbour's day still has two completions (one a person per hour), as a full rollup finds."""
+    harbour, _elm = monday
+    walker = _account(db, "walker@harbour.example")
+    moving_clock.at(at(10, 30))
+    run(db)
+    moving_clock.at(at(10, 40))
+    _reopen(db, walker)
+    moving_clock.at(at(10, 45))
+    run(db)
+    moving_clock.at(at(10, 50))
+    with UnitOfWork(db, tenant=TenantContext.of(harbour.tenant.id)) as uow:
+        from core.onboarding import service as onboarding
+
+        onboarding.move(uow, walker.id, Stage.COMPLETED,
+                        values={"accept_terms": True, "accept_privacy": True})
+        uow.commit()
+    moving_clock.at(at(11))
+    assert run(db).hours == (at(10),)
+
+    harbour_scope = scope_of(db, harbour.tenant.id)
+    after_ticks = day_figures(db, harbour_scope)
+    assert after_ticks[("onboarding_completed", "client")] == 2
+    assert after_ticks[("onboarding_steps", "client:TERMS")] == 2
+    assert day_figures(db, "platform", at(10), "hour")[("onboarding_completed", "client")] == 1
+    platform_after_ticks = day_figures(db, "platform")
+    run(db, full=True)
+    assert day_figures(db, harbour_scope) == after_ticks
+    assert day_figures(db, "platform") == platform_after_ticks
+
+
+def _account(db, email: str) -> Account:
+    with system_session(db) as session:
+        return session.execute(sa.select(Account).where(
+            Account.display_name == email)).scalar_one()
+
+
+def _reopen(db, account: Account) -> None:
+    """New terms: the account's completed onboarding goes back to its terms stage."""
+    from core.onboarding import service as onboarding
+
+    with UnitOfWork(db, tenant=TenantContext.of(account.tenant_id)) as uow:
+        progress = onboarding.of_account(uow.session, account.id)
+        progress.terms_version = "an older version"
+        assert onboarding.reopen_if_outdated(uow, progress) == Stage.TERMS
+        uow.commit()
+
+
 def test_sign_ins_age_out_of_their_windows_and_ticks_agree_with_a_full_rollup(
         db, settings, monday, moving_clock):
     harbour, elm = monday
