@@ -52,7 +52,9 @@ def _zone() -> ZoneInfo:
 
 
 def _filters(source: Any, zone: ZoneInfo) -> viewer.Filters:
-    return exports.confined(viewer.parse_filters(source.to_dict(flat=False), zone), _scope())
+    scope = _scope()
+    return exports.confined(viewer.parse_filters(source.to_dict(flat=False), zone,
+                                                 practice=scope.tenant_id), scope)
 
 
 @blueprint.app_template_filter("local")

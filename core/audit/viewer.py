@@ -68,8 +68,10 @@ class Filters:
                 "until": self.until.isoformat() if self.until else None}
 
 
-def parse_filters(args: Mapping[str, Sequence[str]], zone: ZoneInfo) -> Filters:
-    """Filters from URL parameters (each a list of values); dates are days in `zone`."""
+def parse_filters(args: Mapping[str, Sequence[str]], zone: ZoneInfo, *,
+                  practice: uuid.UUID | None = None) -> Filters:
+    """Filters from URL parameters (each a list of values); dates are days in `zone`. A viewer
+    confined to a `practice` may ask only for the types a practice can have."""
     errors: dict[str, str] = {}
 
     def one(name: str) -> str | None:
@@ -80,6 +82,9 @@ def parse_filters(args: Mapping[str, Sequence[str]], zone: ZoneInfo) -> Filters:
     types = tuple(dict.fromkeys(t.strip().upper() for t in args.get("type", ()) if t.strip()))
     if unknown := [t for t in types if t not in EVENT_TYPES]:
         errors["type"] = f"Unknown event type: {', '.join(unknown[:3])}."
+    elif elsewhere := [t for t in types if t not in event_types_for(practice)]:
+        errors["type"] = ("Recorded for the platform, never for a practice: "
+                          f"{', '.join(elsewhere[:3])}.")
     network = one("ip")
     if network is not None:
         try:

@@ -230,6 +230,20 @@ def test_a_practice_owner_is_offered_only_the_types_a_practice_can_have(client, 
         viewer.EVENT_TYPES)
 
 
+def test_a_platform_type_typed_into_a_practice_viewer_is_refused_with_a_message(client, admin,
+                                                                               varied):
+    harbour, _elm = varied
+    assert login(client, harbour.therapist_email).status_code == 302
+    response = client.get("/therapist/audit", query_string={"type": "admin_created"})
+    assert response.status_code == 422
+    assert ("Recorded for the platform, never for a practice: ADMIN_CREATED."
+            in response.get_data(as_text=True))
+    assert client.get("/therapist/audit", query_string={"type": "USER_LOGIN"}).status_code == 200
+    logout(client)
+    assert login(client, ADMIN_EMAIL).status_code == 302
+    assert client.get("/admin/audit", query_string={"type": "ADMIN_CREATED"}).status_code == 200
+
+
 def test_a_non_admin_gets_404_and_an_access_denied_entry(client, db, two_practices, worker):
     harbour, _ = two_practices
     assert login(client, harbour.client_email).status_code == 302
