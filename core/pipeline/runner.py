@@ -14,8 +14,12 @@ attempts of the others.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -33,6 +37,11 @@ from core.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 _RUNS: sa.Table = HandlerRun.__table__  # type: ignore[assignment]
+# How long the "done" of an effect outside the database (an e-mail, a webhook) waits for a
+# database that is away (a restart, a failover, a dropped path) before the message fails. The
+# effect cannot be taken back; a failed message is retried, and the retry would repeat it.
+DONE_PATIENCE_S = 30.0
+_DONE_RETRY_PAUSES_S = (0.2, 0.5, 1.0, 2.0)
 # Built once: constructing the statement per event cost more CPU than running it.
 _MARK_DONE = (
     sa.update(_RUNS)
@@ -79,11 +88,7 @@ def run_handler(
     try:
         handler.run(HandlerContext(uow=uow, services=services, event=event, message_id=message_id,
                                    handler=handler.name))
-        run.status = "done"
-        run.completed_at = clock.now()
-        run.locked_until = None
-        run.last_error = None
-        uow.commit()
+        _mark_done(uow, handler, event_id, marker=False)
         log.info("%s done for %s event %s (attempt %d)", handler.name, event.type, event_id,
                  run.attempts)
     except Exception as error:
@@ -176,7 +181,7 @@ def run_batch(
         if error is None:
             # Committed before the next effect starts: a worker killed now repeats at most the
             # one effect in flight, as on a message of its own.
-            _mark_done(uow, handler, event_id)
+            _mark_done(uow, handler, event_id, marker=uow.db.dialect == "postgresql")
             outcome.done += 1
             continue
         # The first failure ends the batch: the failed event retries with backoff on its own
@@ -268,15 +273,49 @@ def _run_effect(
         request_id_var.reset(token)
 
 
-def _mark_done(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID) -> None:
+def _mark_done(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, *, marker: bool) -> None:
     """Commit "done" for the event, together with whatever its effect wrote."""
     values = {"done_event": event_id, "done_handler": handler.name, "done_at": clock.now()}
-    if uow.db.dialect == "postgresql" and not uow.has_changes():
-        # An effect outside the database (an e-mail, a webhook), whose rows, if any, were
-        # committed before it (HandlerContext.commit_before_effect): its "done" is a marker,
-        # one statement committed on its own (see Database.execute_marker for its durability).
-        uow.end_idle_transaction()
-        uow.db.execute_marker(_MARK_DONE, values)
+    if uow.has_changes():
+        # The effect's rows and its "done" commit together, or neither does (and it repeats).
+        uow.session.execute(_MARK_DONE, values)
+        uow.commit()
         return
-    uow.session.execute(_MARK_DONE, values)
-    uow.commit()
+
+    # An effect outside the database (an e-mail, a webhook), whose rows, if any, were committed
+    # before it (HandlerContext.commit_before_effect). In a batch its "done" is a marker, one
+    # statement committed on its own (see Database.execute_marker for its durability).
+    def write() -> None:
+        if marker:
+            uow.end_idle_transaction()
+            uow.db.execute_marker(_MARK_DONE, values)
+        else:
+            uow.session.execute(_MARK_DONE, values)
+            uow.commit()
+
+    _patiently(write, uow, handler, event_id)
+
+
+def _patiently(write: Callable[[], None], uow: UnitOfWork, handler: Handler,
+               event_id: uuid.UUID) -> None:
+    """Write the "done" of an effect that has happened outside the database, waiting up to
+    DONE_PATIENCE_S for a database that does not answer."""
+    deadline = time.monotonic() + DONE_PATIENCE_S
+    for attempt in itertools.count():
+        try:
+            write()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                uow.rollback()  # a dropped connection: the next attempt takes a new one
+            if time.monotonic() >= deadline:
+                raise
+            if attempt == 0:
+                log.warning("%s has done its effect for event %s, and the database cannot record "
+                            "it: waiting for the database rather than repeat the effect",
+                            handler.name, event_id)
+            time.sleep(_DONE_RETRY_PAUSES_S[min(attempt, len(_DONE_RETRY_PAUSES_S) - 1)])
+        else:
+            if attempt:
+                log.warning("%s recorded as done for event %s once the database answered",
+                            handler.name, event_id)
+            return

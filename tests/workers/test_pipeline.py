@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -18,6 +19,7 @@ from core.mail.test_email import request_test_email
 from core.scoping import system_session
 from core.uow import Origin, UnitOfWork
 from tests.support.apps import make_app
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.workers import EmbeddedWorker
 
 
@@ -337,6 +339,71 @@ def test_an_e_mail_s_record_is_committed_before_it_goes_and_only_done_is_left_af
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["once@example.com"]
     run = _runs(db, [event.id])[event.id]
     assert (run.status, run.attempts) == ("done", 1)
+
+
+class _DatabaseGoesAwayAfter:
+    """Wraps the mailer: as soon as the server has the e-mail, the path to the database is cut
+    (new connections refused, open ones dropped), and restored `away_s` later."""
+
+    def __init__(self, mailer, proxy: TcpProxy, away_s: float) -> None:
+        self.mailer, self.proxy, self.away_s = mailer, proxy, away_s
+        self.came_back = threading.Event()
+
+    def send(self, mail) -> None:
+        self.mailer.send(mail)
+        self.proxy.cut()
+        timer = threading.Timer(self.away_s, self._restore)
+        timer.daemon = True
+        timer.start()
+
+    def _restore(self) -> None:
+        self.proxy.restore()
+        self.came_back.set()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_an_e_mail_whose_done_meets_the_database_away_waits_for_it_and_goes_once(
+        mail_app, smtp_server, db, side, batched, caplog) -> None:
+    """The database goes away just as the mail server takes the e-mail (a restart, a failover).
+    The e-mail's "done" waits for the database to answer again instead of failing the message,
+    whose retry would send the e-mail a second time."""
+    from core.db import Database
+    from core.effects import handler_named
+    from core.pipeline import runner
+    from core.scoping import TenantContext
+
+    if db.dialect != "postgresql":
+        pytest.skip("needs PostgreSQL: a network path to the database that can be cut")
+    url = sa.engine.make_url(db.url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.restore()
+    through_proxy = Database(url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False))
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["once@example.com"], side)
+    services = side.services
+    original = services.mailer
+    services.mailer = mailer = _DatabaseGoesAwayAfter(original, proxy, away_s=1.5)
+    try:
+        with UnitOfWork(through_proxy, tenant=TenantContext.system()) as uow:
+            if batched:
+                assert runner.run_batch(uow, services, handler, [event.id], "message-1").done == 1
+            else:
+                assert runner.run_handler(uow, services, handler, event.id,
+                                          "message-1") is runner.Outcome.DONE
+    finally:
+        services.mailer = original
+        through_proxy.dispose()
+        proxy.close()
+    assert mailer.came_back.is_set()  # "done" was written after the database came back
+    assert "waiting for the database rather than repeat the effect" in caplog.text
+    run = _runs(db, [event.id])[event.id]
+    assert (run.status, run.attempts) == ("done", 1)
+    with side.runtime.unit_of_work() as uow:  # the message, delivered again
+        assert runner.run_handler(uow, services, handler, event.id,
+                                  "message-1") is runner.Outcome.ALREADY_DONE
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["once@example.com"]
+    assert len(smtp_server.messages) == 1
 
 
 def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
