@@ -29,6 +29,7 @@ from core.audit import exports, viewer
 from core.audit.chain import OUTCOMES
 from core.audit.exports import Scope
 from core.audit.status import names_for, status
+from core.errors import ValidationFailed
 from core.identity import queries as identity_queries
 from core.identity.models import Role
 from core.scoping import set_context
@@ -64,20 +65,39 @@ def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%d %b %Y, %H:%M:%S %Z")
 
 
-def _log(area: str) -> str:
+def _log(area: str) -> ResponseReturnValue:
     session, zone = uow().session, _zone()
-    filters = _filters(request.args, zone)
+    try:
+        filters = _filters(request.args, zone)
+    except ValidationFailed as refused:
+        # The filters again as they were typed, each mistake at its field, and no entries
+        # until they can be applied.
+        return _log_page(area, zone, _typed(request.args), errors=refused.errors), 422
     page = viewer.page(session, filters,
                        older_than=viewer.Cursor.parse(request.args.get("older")),
                        newer_than=viewer.Cursor.parse(request.args.get("newer")))
-    practices, actors = names_for(session, page.entries)
+    return _log_page(area, zone, filters.as_args(), page=page)
+
+
+def _log_page(area: str, zone: ZoneInfo, args: dict[str, Any], *,
+              page: viewer.Page | None = None, errors: dict[str, str] | None = None) -> str:
+    session = uow().session
+    practices, actors = names_for(session, page.entries) if page is not None else ({}, {})
     return render_template(
-        "audit/log.html", area=area, page=page, filters=filters, args=filters.as_args(),
+        "audit/log.html", area=area, page=page, args=args, errors=errors or {},
         zone=zone, practices=practices, actors=actors,
         event_types=viewer.event_types_for(_scope().tenant_id),
         outcomes=OUTCOMES, all_practices=_practices(area), action_form=ActionForm(),
         integrity=status(session, settings()) if area == "admin" else None,
         stream_limit=settings().audit_stream_export_limit)
+
+
+def _typed(source: Any) -> dict[str, Any]:
+    """The filter fields as they were sent, in the shape of Filters.as_args."""
+    typed: dict[str, Any] = {name: (source.get(name) or "").strip()
+                             for name in ("practice", "actor", "ip", "from", "to", "outcome")}
+    typed["type"] = [value for value in source.getlist("type") if value.strip()]
+    return {name: value for name, value in typed.items() if value}
 
 
 def _practices(area: str) -> list[Any]:
@@ -136,7 +156,7 @@ def _attachment(body: Iterator[bytes], fmt: str, filename: str) -> Response:
 def _routes(area: str, role: Role) -> None:
     guard = role_required(role, hidden=True)
 
-    def log() -> str:
+    def log() -> ResponseReturnValue:
         return _log(area)
 
     def entry(entry_id: int) -> str:

@@ -244,6 +244,26 @@ def test_a_platform_type_typed_into_a_practice_viewer_is_refused_with_a_message(
     assert client.get("/admin/audit", query_string={"type": "ADMIN_CREATED"}).status_code == 200
 
 
+def test_filters_that_cannot_be_applied_come_back_as_typed_with_each_mistake_at_its_field(
+        client, admin, varied):
+    assert login(client, ADMIN_EMAIL).status_code == 302
+    response = client.get("/admin/audit", query_string={
+        "ip": "10.0.0.", "actor": "someone@example.com", "outcome": "failure",
+        "type": "USER_LOGIN"})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert 'value="10.0.0."' in page and 'value="someone@example.com"' in page
+    assert '<option value="failure" selected>' in page
+    assert '<option value="USER_LOGIN" selected>' in page
+    assert ('aria-describedby="f-ip-error" aria-invalid="true"' in page
+            and '<span class="error" id="f-ip-error">Enter an IP address (203.0.113.7) or a '
+                'network (203.0.113.0/24).</span>' in page)
+    assert "These filters could not be applied" in page
+    assert 'id="entries-title"' not in page  # no entries, no export of a view that cannot be
+    fixed = client.get("/admin/audit", query_string={"ip": "10.0.0.0/8", "type": "USER_LOGIN"})
+    assert fixed.status_code == 200 and 'id="entries-title"' in fixed.get_data(as_text=True)
+
+
 def test_a_non_admin_gets_404_and_an_access_denied_entry(client, db, two_practices, worker):
     harbour, _ = two_practices
     assert login(client, harbour.client_email).status_code == 302
