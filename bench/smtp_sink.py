@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.sharedctypes import Synchronized
@@ -111,6 +112,7 @@ class _Counts:
             # Written before the counts move, so a reader that saw the count sees the line.
             unstuffed = data.replace(b"\r\n..", b"\r\n.")  # headers never start with a dot
             self.journal.write(json.dumps({
+                "at": time.time(),  # when the sink took it: the moment a client may die after
                 "to": [r.decode(errors="replace").strip("<>") for r in recipients],
                 "data": unstuffed.decode(errors="replace")}) + "\n")
             self.journal.flush()

@@ -10,7 +10,7 @@ import email.policy
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class Received:
     message_id: str
     handler: str
     text: str  # the whole message, for links
+    at: float = 0.0  # when the sink took it (time.time())
 
 
 class Journal:
@@ -50,7 +51,8 @@ def _parse(entry: dict[str, Any]) -> Received:
     message = email.message_from_string(entry["data"], policy=email.policy.default)
     message_id = str(message.get("Message-ID", "")).strip()
     handler = message_id.strip("<>").split("@")[0].partition(".")[2]
-    return Received(tuple(r.lower() for r in entry["to"]), message_id, handler, entry["data"])
+    return Received(tuple(r.lower() for r in entry["to"]), message_id, handler, entry["data"],
+                    entry.get("at", 0.0))
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ class Tally:
     doubled: dict[str, int]  # recipients with more than one: how many they got
     resent: int  # of the doubled, how many were a repeat of the same Message-ID
     unexpected: int  # messages of this kind to anyone else
+    # Of the doubled that were a repeat of the same Message-ID: when the sink took the first copy.
+    first_of_repeat: dict[str, float] = field(default_factory=dict)
 
 
 def tally(received: Iterable[Received], handler: str, expected: Iterable[str]) -> Tally:
     wanted = {address.lower() for address in expected}
     ids: dict[str, list[str]] = defaultdict(list)
+    first: dict[str, float] = {}
     unexpected = 0
     for message in received:
         if message.handler != handler:
@@ -73,12 +78,13 @@ def tally(received: Iterable[Received], handler: str, expected: Iterable[str]) -
         for recipient in message.recipients:
             if recipient in wanted:
                 ids[recipient].append(message.message_id)
+                first[recipient] = min(first.get(recipient, message.at), message.at)
             else:
                 unexpected += 1
     doubled = {address: len(got) for address, got in ids.items() if len(got) > 1}
-    resent = sum(1 for address in doubled if len(set(ids[address])) == 1)
+    repeats = {address: first[address] for address in doubled if len(set(ids[address])) == 1}
     return Tally(len(wanted), sum(len(got) for got in ids.values()),
-                 tuple(sorted(wanted - ids.keys())), doubled, resent, unexpected)
+                 tuple(sorted(wanted - ids.keys())), doubled, len(repeats), unexpected, repeats)
 
 
 def delivered(received: Iterable[Received], handler: str, expected: Iterable[str]) -> int:
