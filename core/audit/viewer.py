@@ -32,13 +32,12 @@ PAGE_SIZE = 50
 # The days a filter may name: from before any entry to far beyond the last.
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 EVENT_TYPES = tuple(sorted(str(t) for t in EventType))
+_PRACTICE_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t not in PLATFORM_ONLY)
 
 
 def event_types_for(tenant_id: uuid.UUID | None) -> tuple[str, ...]:
     """The types a viewer may find: every one on the platform, a practice's own in a practice."""
-    if tenant_id is None:
-        return EVENT_TYPES
-    return tuple(t for t in EVENT_TYPES if t not in PLATFORM_ONLY)
+    return EVENT_TYPES if tenant_id is None else _PRACTICE_EVENT_TYPES
 
 
 @dataclass(frozen=True)

@@ -403,13 +403,7 @@ def test_reopened_onboarding_counts_as_not_done_again(db, monday, moving_clock):
     moving_clock.at(at(10, 30))
     run(db)
     moving_clock.at(at(11))
-    with UnitOfWork(db, tenant=TenantContext.of(harbour.tenant.id)) as uow:
-        from core.onboarding import service as onboarding
-
-        progress = onboarding.of_account(uow.session, harbour.client.id)
-        progress.terms_version = "an older version"
-        assert onboarding.reopen_if_outdated(uow, progress) == Stage.TERMS
-        uow.commit()
+    _reopen(db, harbour.client)
     moving_clock.at(at(11, 10))
     run(db)
     with system_session(db) as session:
