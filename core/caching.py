@@ -45,20 +45,49 @@ LEASE_SECONDS = 5
 # itself (without storing what it read).
 WAIT_SECONDS = 2.0
 _INFO_KEY = "cache_invalidations"
-# Values this request has read already (value key -> value): a request asks for several keys in
-# one round trip up front (see `get_many`) and finds them here later.
-_request_memo: ContextVar[dict[str, Any] | None] = ContextVar("cache_request_memo", default=None)
 
 
-def begin_request_memo() -> Token[dict[str, Any] | None]:
-    return _request_memo.set({})
+class RequestMemo:
+    """What this request has read already, by value key: a request asks for several keys in one
+    round trip up front (see `get_many`) and finds them here later. Beside each value, the bytes
+    it came as (a value computed on a miss: as it is stored), so that what a request read can be
+    compared with what another read (`request_reads`)."""
+
+    __slots__ = ("raw", "values")
+
+    def __init__(self) -> None:
+        self.raw: dict[str, bytes] = {}
+        self.values: dict[str, Any] = {}  # decoded from `raw` when first asked for
+
+    def value(self, value_key: str) -> Any:
+        if value_key not in self.values:
+            self.values[value_key] = json.loads(self.raw[value_key])
+        return self.values[value_key]
+
+    def forget(self, value_key: str) -> None:
+        self.values.pop(value_key, None)
+        self.raw.pop(value_key, None)
 
 
-def end_request_memo(token: Token[dict[str, Any] | None]) -> None:
+_request_memo: ContextVar[RequestMemo | None] = ContextVar("cache_request_memo", default=None)
+
+
+def begin_request_memo() -> Token[RequestMemo | None]:
+    return _request_memo.set(RequestMemo())
+
+
+def end_request_memo(token: Token[RequestMemo | None]) -> None:
     try:
         _request_memo.reset(token)
     except ValueError:  # ended in another context than it began (never in Flask's own flow)
         _request_memo.set(None)
+
+
+def request_reads() -> dict[str, bytes]:
+    """The bytes of every entry this request has read so far, by value key (empty outside a
+    request). Two requests that read the same bytes were given the same values."""
+    memo = _request_memo.get()
+    return memo.raw if memo is not None else {}
 
 
 @dataclass(frozen=True)
@@ -117,12 +146,14 @@ class Counts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = {region.name: dict.fromkeys(self.FIGURES, 0) for region in REGIONS}
+        # The same counts for Prometheus (summed over the web processes at scrape time).
+        self._exported = {(region.name, figure): CACHE_LOOKUPS.labels(region.name, figure)
+                          for region in REGIONS for figure in self.FIGURES}
 
     def add(self, region: Region, figure: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[region.name][figure] += amount
-        # The same counts for Prometheus (summed over the web processes at scrape time).
-        CACHE_LOOKUPS.labels(region.name, figure).inc(amount)
+        self._exported[region.name, figure].inc(amount)
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -145,27 +176,32 @@ class CachedRegions:
         for the region's TTL unless an invalidation came first."""
         return self.get_many([(key, compute)])[0]
 
-    def get_many(self, wanted: Sequence[tuple[CacheKey, Callable[[], Any]]]) -> list[Any]:
+    def get_many(self, wanted: Sequence[tuple[CacheKey, Callable[[], Any]]], *,
+                 along: Sequence[tuple[CacheKey, Callable[[], Any]]] = ()) -> list[Any]:
         """Several keys in one round trip; each miss is computed as `get` would. Within a
-        request, a key read once is not read again."""
+        request, a key read once is not read again, and the keys `along` are read in the same
+        round trip for later (outside a request there is no later: they are not read)."""
         memo = _request_memo.get()
-        if memo is not None and all(key.value_key in memo for key, _ in wanted):
-            return [memo[key.value_key] for key, _ in wanted]
+        if memo is not None and all(key.value_key in memo.raw for key, _ in wanted):
+            return [memo.value(key.value_key) for key, _ in wanted]
+        asked = [*wanted, *along] if memo is not None else list(wanted)
         self._deliver_undelivered()
-        raw = self.cache.get_many([key.value_key for key, _ in wanted])
+        raw = self.cache.get_many([key.value_key for key, _ in asked])
         values = []
-        for index, (key, compute) in enumerate(wanted):
+        for index, (key, compute) in enumerate(asked):
             found = raw[index] if raw is not None else None
-            if found is not None:
-                self._counts.add(key.region, "hits")
-                value = json.loads(found)
-            else:
-                self._counts.add(key.region, "misses")
+            self._counts.add(key.region, "misses" if found is None else "hits")
+            if memo is None:  # only `wanted` was asked
+                values.append(json.loads(found) if found is not None else
+                              self._recompute(key, compute, cache_answers=raw is not None))
+                continue
+            if found is None:
                 value = self._recompute(key, compute, cache_answers=raw is not None)
-            if memo is not None:
-                memo[key.value_key] = value
-            values.append(value)
-        return values
+                memo.values[key.value_key], found = value, _encode(value)
+            memo.raw[key.value_key] = found  # a hit is decoded when it is asked for
+        if memo is None:
+            return values
+        return [memo.value(key.value_key) for key, _ in wanted]
 
     def _recompute(self, key: CacheKey, compute: Callable[[], Any], *,
                    cache_answers: bool) -> Any:
@@ -206,7 +242,7 @@ class CachedRegions:
         keys: list[str] = []
         memo = _request_memo.get()
         for item in invalidations:
-            if memo:
+            if memo is not None:
                 _forget_in(memo, item)
             if isinstance(item, WholeRegion):
                 self._counts.add(item.region, "invalidations")
@@ -248,12 +284,12 @@ class CachedRegions:
         _bind(db, self)
 
 
-def _forget_in(memo: dict[str, Any], item: Invalidation) -> None:
+def _forget_in(memo: RequestMemo, item: Invalidation) -> None:
     if isinstance(item, WholeRegion):
-        for name in [n for n in memo if n.startswith(f"{item.region.name}:")]:
-            del memo[name]
+        for name in [n for n in memo.values if n.startswith(f"{item.region.name}:")]:
+            memo.forget(name)
     else:
-        memo.pop(item.value_key, None)
+        memo.forget(item.value_key)
 
 
 def _encode(value: Any) -> bytes:

@@ -204,7 +204,7 @@ def load(session: Session, regions: CachedRegions, settings: Settings,
     id_hash = digest(raw_id)
     record_entry = (SESSIONS.key(id_hash), lambda: _session_record(session, id_hash))
     if hint is not None:
-        record = regions.get_many([record_entry, *_reads(session, hint, prefetch)])[0]
+        record = regions.get_many([record_entry], along=_reads(session, hint, prefetch))[0]
     else:
         record = regions.get(*record_entry)
     if record is None:
@@ -219,12 +219,14 @@ def load(session: Session, regions: CachedRegions, settings: Settings,
         last_seen_at = _touch(session, id_hash, uuid.UUID(record["account_id"]))
     who = Who(uuid.UUID(record["identity_id"]), uuid.UUID(record["account_id"]),
               uuid.UUID(record["tenant_id"]) if record.get("tenant_id") else None)
-    roles, profile, *_ = regions.get_many(_reads(session, who, prefetch))  # read already if
-    return _view(id_hash, record, last_seen_at, roles, profile)            # the hint was right
+    reads = _reads(session, who, prefetch)  # read already if the hint was right
+    roles, profile = regions.get_many(reads[:2], along=reads[2:])
+    return _view(id_hash, record, last_seen_at, roles, profile)
 
 
 def _reads(session: Session, who: Who,
            prefetch: Prefetch | None) -> list[tuple[CacheKey, Callable[[], Any]]]:
+    """The identity's roles and profile, then what the request reads next (`prefetch`)."""
     identity_id = who.identity_id
     return [
         (ROLES.key(identity_id), lambda: _roles(session, identity_id)),
