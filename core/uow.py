@@ -34,12 +34,21 @@ _INSERT_EVENTS = sa.insert(EVENTS)
 # Set on a session whose open transaction ran an INSERT, UPDATE or DELETE statement: rows the
 # ORM's own bookkeeping (new, dirty, deleted) never hears of.
 _WROTE = "uow.wrote"
+# How many statements a session has run through Session.execute (queries and lazy loads
+# included), ever: what a page made only of cached values checks it did not do.
+_STATEMENTS = "uow.statements"
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement_writes(state: ORMExecuteState) -> None:
+    info = state.session.info
+    info[_STATEMENTS] = info.get(_STATEMENTS, 0) + 1
     if state.is_insert or state.is_update or state.is_delete:
-        state.session.info[_WROTE] = True
+        info[_WROTE] = True
+
+
+def statements_run(session: Session) -> int:
+    return int(session.info.get(_STATEMENTS, 0))
 
 
 @event.listens_for(Session, "after_transaction_end")

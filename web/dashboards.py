@@ -30,6 +30,7 @@ from web.forms import (
 )
 from web.mfa import fresh_second_factor_required
 from web.onboarding import detour, unfinished_stage
+from web.page_cache import Rendered, render_signed_in
 
 blueprint = Blueprint("dashboards", __name__)
 
@@ -91,9 +92,14 @@ def dashboard() -> Response:
 def client() -> ResponseReturnValue:
     if (elsewhere := detour(me())) is not None:
         return elsewhere
+    return render_signed_in(_client_page)
+
+
+def _client_page() -> Rendered:
     home = _home()
-    return render_template("dashboards/client.html", practice=home.details if home else None,
-                           tenant=home.tenant if home else None, activity=_activity())
+    return Rendered(render_template(
+        "dashboards/client.html", practice=home.details if home else None,
+        tenant=home.tenant if home else None, activity=_activity()))
 
 
 def _join_url(tenant: Tenant | None) -> str | None:
@@ -102,26 +108,25 @@ def _join_url(tenant: Tenant | None) -> str | None:
     return settings().public_url + practice.join_link(tenant).path(tenant.slug)
 
 
-def _therapist_page(invite_form: EmailForm) -> tuple[str, int]:
+def _therapist_page(invite_form: EmailForm) -> Rendered:
     home = _home()
     tenant = home.tenant if home else None
     figures = (read.practice_figures(uow().session, services().regions, tenant.id)
                if tenant else None)
-    return render_template(
+    return Rendered(render_template(
         "dashboards/therapist.html", tenant=tenant, join_url=_join_url(tenant),
         join=practice.join_link(tenant) if tenant else None,
         email_verified=me().email_verified, newest=home.newest if home else None,
         invitations=home.invitations if home else [],
-        invite_form=invite_form, action_form=ActionForm(), activity=_activity(),
-        figures=figures,
-    ), form_status(invite_form)
+        invite_form=invite_form, activity=_activity(), figures=figures,
+    ), form_status(invite_form), home.steady_until() if home else None)
 
 
 @blueprint.get("/therapist")
 @role_required(Role.THERAPIST)
 @reads_ahead(_therapist_content)
 def therapist() -> ResponseReturnValue:
-    return detour(me()) or _therapist_page(EmailForm())
+    return detour(me()) or render_signed_in(lambda: _therapist_page(EmailForm()))
 
 
 @blueprint.post("/therapist/invitations")
@@ -135,7 +140,8 @@ def invite() -> ResponseReturnValue:
             flash(f"Invitation {'sent again' if again else 'sent'} to {invitation.email}"
                   f"{' with a new link, valid for 7 days' if again else ''}.", "success")
             return redirect(url_for("dashboards.therapist"))
-    return _therapist_page(form)
+    page = _therapist_page(form)
+    return page.html, page.status
 
 
 @blueprint.post("/therapist/invitations/<uuid:invitation_id>/resend")

@@ -39,8 +39,15 @@ def _stage_label(stage: Any) -> str:
         return str(stage)
 
 
-def _now() -> datetime:
-    return clock.now()  # looked up on each call: tests move the clock
+# Where a kept page's render finds the marker that each copy replaces with its own moment
+# (web.page_cache).
+RENDERED_AT_IN_G = "rendered_at_mark"
+
+
+def _rendered_at() -> str:
+    """The moment the page is served, from which its live updates count."""
+    mark: str | None = g.get(RENDERED_AT_IN_G)
+    return mark or clock.now().isoformat()  # clock looked up on each call: tests move it
 
 
 def init_app(app: Flask) -> None:
@@ -48,4 +55,4 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(_time_of_day, "local_time_of_day")
     app.add_template_filter(_stage_label, "stage_label")
     app.add_template_global(reader_zone, "reader_zone")
-    app.add_template_global(_now, "now")
+    app.add_template_global(_rendered_at, "rendered_at")

@@ -172,6 +172,14 @@ class PracticeHome:
     invitations: list[InvitationRow]
     details: PracticeDetails  # what a client sees of the practice
 
+    def steady_until(self) -> datetime | None:
+        """The next moment an invitation's state or resend button changes by the clock alone
+        (None: nothing shown here follows the clock)."""
+        moments = [row.invitation.expires_at for row in self.invitations
+                   if row.state == InvitationState.PENDING]
+        moments += [row.resend_at for row in self.invitations if row.resend_at is not None]
+        return min(moments, default=None)
+
 
 def practice_home(session: Session, regions: CachedRegions,
                   tenant_id: uuid.UUID) -> PracticeHome | None:

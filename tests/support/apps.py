@@ -11,4 +11,8 @@ from core.services import Services
 
 
 def make_app(settings: Settings, db: Database) -> Flask:
-    return web_process(settings, services=Services.build(settings, db=db))
+    """Templates do not reload, as in production: pages that are kept (web.page_cache) are kept
+    in every test, so that each test that watches a page change watches a kept one."""
+    app = web_process(settings, services=Services.build(settings, db=db))
+    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    return app

@@ -51,7 +51,6 @@ def test_a_page_kept_for_visitors_without_a_cookie_gets_each_response_its_own_no
         app, client) -> None:
     from flask import template_rendered
 
-    app.config["TEMPLATES_AUTO_RELOAD"] = False  # as in production, where pages are kept
     rendered: list[str] = []
 
     def record(_app, template, **_context) -> None:
@@ -70,7 +69,6 @@ def test_a_page_kept_for_visitors_without_a_cookie_gets_each_response_its_own_no
 
 def test_a_visitor_with_a_cookie_never_gets_the_page_kept_for_those_without(
         app, client, db) -> None:
-    app.config["TEMPLATES_AUTO_RELOAD"] = False
     anonymous = app.test_client().get("/terms").get_data(as_text=True)
     harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
     login(client, harbour.therapist_email)
@@ -103,8 +101,9 @@ def test_a_kept_log_in_form_gives_each_visitor_a_token_that_logs_them_in(app, db
     from flask import template_rendered
 
     harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
-    fresh = app.test_client().get("/login")  # rendered afresh: templates reload, as in tests
-    app.config["TEMPLATES_AUTO_RELOAD"] = False
+    app.config["TEMPLATES_AUTO_RELOAD"] = True  # as in development: nothing is kept
+    fresh = app.test_client().get("/login")
+    app.config["TEMPLATES_AUTO_RELOAD"] = False  # as in production (and the other tests)
     rendered: list[str] = []
 
     def record(_app, template, **_context) -> None:
@@ -132,10 +131,10 @@ def test_a_kept_log_in_form_gives_each_visitor_a_token_that_logs_them_in(app, db
 
 def test_every_blank_form_kept_for_visitors_matches_a_fresh_render(app) -> None:
     for path in ("/signup", "/forgot-password", "/login"):
+        app.config["TEMPLATES_AUTO_RELOAD"] = True
         fresh = app.test_client().get(path)
         app.config["TEMPLATES_AUTO_RELOAD"] = False
         kept = [app.test_client().get(path) for _ in range(2)]
-        app.config["TEMPLATES_AUTO_RELOAD"] = True
         same = {page.get_data(as_text=True).replace(_token(page), "T")
                 .replace(_nonces(page)[1], "N") for page in (fresh, *kept)}
         assert len(same) == 1, path
@@ -159,3 +158,111 @@ def test_a_page_with_a_form_per_row_gives_every_element_its_own_id(client, db) -
     assert all('name="csrf_token"' in form for form in forms)
     repeated = [i for i, n in Counter(re.findall(r'\sid="([^"]+)"', page)).items() if n > 1]
     assert repeated == []
+
+
+# -- a signed-in dashboard, kept per session while what it was made of is unchanged -------------
+
+def _renders(app):
+    """The templates rendered while the block runs (a kept page renders none)."""
+    from contextlib import contextmanager
+
+    from flask import template_rendered
+
+    @contextmanager
+    def watching():
+        rendered: list[str] = []
+
+        def record(_app, template, **_context) -> None:
+            rendered.append(template.name)
+
+        with template_rendered.connected_to(record, app):
+            yield rendered
+
+    return watching()
+
+
+def _invite_elsewhere(db, harbour, address: str) -> None:
+    """An invitation made by another process (a worker, the CLI), not through this app."""
+    from core.identity import invitations
+    from core.scoping import TenantContext
+    from core.uow import UnitOfWork
+
+    with UnitOfWork(db, tenant=TenantContext.of(harbour.tenant.id)) as unit:
+        invitations.invite_client(unit, harbour.therapist, address)
+        unit.commit()
+
+
+def test_a_kept_dashboard_shows_a_change_committed_elsewhere_on_the_next_request(
+        app, client, db) -> None:
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    login(client, harbour.therapist_email)
+    client.get("/therapist")
+    with _renders(app) as rendered:
+        kept = client.get("/therapist")
+    assert kept.status_code == 200 and rendered == []  # served from what was kept
+    _invite_elsewhere(db, harbour, "dora@harbour.example")
+    with _renders(app) as rendered:
+        page = client.get("/therapist").get_data(as_text=True)
+    assert "dora@harbour.example" in page and "dora@harbour.example" not in kept.get_data(
+        as_text=True)
+    assert rendered[0] == "dashboards/therapist.html"
+
+
+def test_a_kept_dashboard_is_not_served_past_a_change_by_the_clock(
+        app, client, db, monkeypatch) -> None:
+    from core import clock
+    from core.identity.invitations import RESEND_COOLDOWN
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")  # one invitation, just sent
+    login(client, harbour.therapist_email)
+    for _ in range(2):
+        page = client.get("/therapist").get_data(as_text=True)
+        assert 'data-testid="resend-cooldown"' in page and "Resend</button>" not in page
+    real_now = clock.now
+    monkeypatch.setattr(clock, "now", lambda: real_now() + RESEND_COOLDOWN)
+    page = client.get("/therapist").get_data(as_text=True)
+    assert 'data-testid="resend-cooldown"' not in page and "Resend</button>" in page
+
+
+def test_each_copy_of_a_kept_dashboard_has_its_own_nonce_token_and_moment(
+        app, client, db) -> None:
+    import re
+    from datetime import datetime
+
+    from tests.support.flows import CSRF_TOKEN
+
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    login(client, harbour.therapist_email)
+    client.get("/therapist")
+    copies = [client.get("/therapist") for _ in range(2)]
+    moments = []
+    for copy in copies:
+        tags, policy = _nonces(copy)
+        assert tags == {policy}
+        body = copy.get_data(as_text=True)
+        assert "nonce" + policy not in body and "token" not in re.sub(
+            r'name="csrf[-_]token"|csrf_token|"[^"]*"', "", body)  # no marker left behind
+        moments.append(datetime.fromisoformat(
+            re.search(r'data-rendered-at="([^"]+)"', body).group(1)))
+    assert _nonces(copies[0])[1] != _nonces(copies[1])[1]
+    assert moments[0] < moments[1]
+    token = CSRF_TOKEN.search(copies[1].get_data(as_text=True))
+    sent = client.post("/therapist/invitations", data={
+        "email": "eli@harbour.example", "csrf_token": token.group(1) or token.group(2)})
+    assert sent.status_code == 302  # the kept copy's token is this session's own
+    page = client.get("/therapist").get_data(as_text=True)
+    assert "Invitation sent to eli@harbour.example" in page  # the notice, shown once
+    assert "Invitation sent to" not in client.get("/therapist").get_data(as_text=True)
+
+
+def test_nobody_is_served_the_page_kept_for_someone_else(app, db) -> None:
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    willow = practice(db, "Willow Therapy", slug_hint="willow")
+    ada, ben = app.test_client(), app.test_client()
+    login(ada, harbour.therapist_email)
+    login(ben, willow.therapist_email)
+    for _ in range(2):
+        mine, theirs = (ada.get("/therapist").get_data(as_text=True),
+                        ben.get("/therapist").get_data(as_text=True))
+        assert "Harbour Counselling" in mine and "Willow Therapy" not in mine
+        assert "Willow Therapy" in theirs and "Harbour Counselling" not in theirs
