@@ -19,6 +19,7 @@ per key at a time, and reads that fall through to the database while the cache i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -96,7 +97,14 @@ class Region:
     ttl_seconds: int
 
     def key(self, *parts: object) -> CacheKey:
-        return CacheKey(self, ":".join(str(p) for p in parts))
+        return _key(self, parts)
+
+
+@functools.lru_cache(maxsize=16384)
+def _key(region: Region, parts: tuple[object, ...]) -> CacheKey:
+    """A request asks for the same few keys as the one before it: each is made once (the
+    parts are ids and names, so equal parts make the same key)."""
+    return CacheKey(region, ":".join(str(p) for p in parts))
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ class CacheKey:
     region: Region
     key: str
 
-    @property
+    @functools.cached_property
     def value_key(self) -> str:
         return f"{self.region.name}:{self.key}"
 
