@@ -294,7 +294,7 @@ class CachedRegions:
 
 def _forget_in(memo: RequestMemo, item: Invalidation) -> None:
     if isinstance(item, WholeRegion):
-        for name in [n for n in memo.values if n.startswith(f"{item.region.name}:")]:
+        for name in [n for n in memo.raw if n.startswith(f"{item.region.name}:")]:
             memo.forget(name)
     else:
         memo.forget(item.value_key)

@@ -144,6 +144,29 @@ def test_admins_see_each_regions_hits_misses_and_invalidations(app, db):
 
 
 
+def test_what_a_request_read_ahead_is_forgotten_when_its_region_is_invalidated(regions):
+    from core.caching import (
+        PRACTICE_LIMITS,
+        WholeRegion,
+        begin_request_memo,
+        end_request_memo,
+        request_reads,
+    )
+
+    roles, limits = ROLES.key("ahead"), PRACTICE_LIMITS.key("ahead")
+    regions.get_many([(roles, lambda: "roles"), (limits, lambda: {"per_minute": 100})])
+    memo = begin_request_memo()
+    try:
+        assert regions.get_many([(roles, lambda: "not asked")],
+                                along=[(limits, lambda: "not asked")]) == ["roles"]
+        assert limits.value_key in request_reads()  # read ahead, not decoded yet
+        regions.invalidate([WholeRegion(PRACTICE_LIMITS)])  # a plan's limits changed
+        assert regions.get(limits, lambda: {"per_minute": 50}) == {"per_minute": 50}
+    finally:
+        end_request_memo(memo)
+    assert regions.counts()["practice-limits"]["hits"] == 1  # the round trip that read ahead
+
+
 def test_a_failed_recomputation_leaves_no_one_waiting(regions):
     key = ROLES.key("failing")
 
