@@ -173,7 +173,9 @@ def render_signed_in(render: Callable[[], Rendered]) -> tuple[str, int]:
     if view is None or not _keeping(app):
         page = render()
         return page.html, page.status
-    pages: _SignedInPages = app.extensions.setdefault("signed_in_pages", _SignedInPages())
+    pages: _SignedInPages | None = app.extensions.get("signed_in_pages")
+    if pages is None:
+        pages = app.extensions.setdefault("signed_in_pages", _SignedInPages())
     slot = (request.endpoint or "", request.full_path, view.id_hash)
     kept = pages.get(slot)
     if kept is not None and kept.serves(request_reads()):
