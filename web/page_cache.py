@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g, render_template, request, session
 from flask_wtf import FlaskForm
@@ -46,6 +46,7 @@ _TOKEN_MARK = f"token{secrets.token_hex(16)}"
 _RENDERED_AT_MARK = f"renderedat{secrets.token_hex(16)}"
 # Where Flask-WTF keeps the request's signed token (its default WTF_CSRF_FIELD_NAME).
 _TOKEN_IN_G = "csrf_token"  # noqa: S105 (a name, not a secret)
+_Page = TypeVar("_Page")
 
 
 def render_anonymous(template: str, **context: Any) -> str:
@@ -64,15 +65,7 @@ def render_blank_form(template: str, make_form: Callable[[], FlaskForm]) -> str:
     if not _kept_here(app):
         return render_template(template, form=make_form())
     key = (template, request.endpoint, request.script_root)
-
-    def render() -> str:
-        setattr(g, _TOKEN_IN_G, _TOKEN_MARK)  # what the form's token field will show
-        try:
-            return render_template(template, form=make_form())
-        finally:
-            delattr(g, _TOKEN_IN_G)
-
-    return _own_copy(app, _kept(app, key, render))
+    return _own_copy(app, _kept(app, key, lambda: render_template(template, form=make_form())))
 
 
 def _kept_here(app: Flask) -> bool:
@@ -92,11 +85,7 @@ def _kept(app: Flask, key: tuple[Any, ...], render: Callable[[], str]) -> str:
     pages: dict[tuple[Any, ...], str] = app.extensions.setdefault("anonymous_pages", {})
     page = pages.get(key)
     if page is None:
-        request.csp_nonce = _NONCE_MARK  # type: ignore[attr-defined]  # read by csp_nonce()
-        try:
-            page = pages[key] = render()
-        finally:
-            del request.csp_nonce  # type: ignore[attr-defined]
+        page = pages[key] = _render_marked(render)
     return page
 
 
@@ -190,8 +179,9 @@ def render_signed_in(render: Callable[[], Rendered]) -> tuple[str, int]:
     return _own_copy(app, page.html), page.status
 
 
-def _render_marked(render: Callable[[], Rendered]) -> Rendered:
-    """`render` with a marker where this response's nonce, token and moment go."""
+def _render_marked(render: Callable[[], _Page]) -> _Page:
+    """`render` with a marker where each response's nonce, CSRF token and moment go (a form's
+    token field shows what Flask-WTF keeps in `g`)."""
     request.csp_nonce = _NONCE_MARK  # type: ignore[attr-defined]  # read by csp_nonce()
     setattr(g, _TOKEN_IN_G, _TOKEN_MARK)
     setattr(g, RENDERED_AT_IN_G, _RENDERED_AT_MARK)
