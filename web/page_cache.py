@@ -154,18 +154,19 @@ class _SignedInPages:
 
 def render_signed_in(render: Callable[[], Rendered]) -> tuple[str, int]:
     """A logged-in person's page from `render`, or the copy kept for their session when every
-    cache entry it was made of still holds the same bytes. `render` must read only through the
+    cache entry it was made of still holds the same bytes (a request with a query string is
+    rendered each time: a session's copies are one per page). `render` must read only through the
     cache entries its view reads ahead (web.authn.reads_ahead), and say until when it holds if
     anything it shows follows the clock."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     view = current()
-    if view is None or not _keeping(app):
+    if view is None or request.query_string or not _keeping(app):  # one copy per page, no more
         page = render()
         return page.html, page.status
     pages: _SignedInPages | None = app.extensions.get("signed_in_pages")
     if pages is None:
         pages = app.extensions.setdefault("signed_in_pages", _SignedInPages())
-    slot = (request.endpoint or "", request.full_path, view.id_hash)
+    slot = (request.endpoint or "", view.id_hash)
     kept = pages.get(slot)
     if kept is not None and kept.serves(request_reads()):
         return _own_copy(app, kept.html), 200

@@ -200,6 +200,9 @@ def test_a_kept_dashboard_shows_a_change_committed_elsewhere_on_the_next_request
     with _renders(app) as rendered:
         kept = client.get("/therapist")
     assert kept.status_code == 200 and rendered == []  # served from what was kept
+    with _renders(app) as rendered:
+        client.get("/therapist?from=newsletter")
+    assert rendered  # not one kept copy per query string a link may carry
     _invite_elsewhere(db, harbour, "dora@harbour.example")
     with _renders(app) as rendered:
         page = client.get("/therapist").get_data(as_text=True)
