@@ -10,6 +10,10 @@ event on its first attempt: one claim transaction for all of them, then each eff
 by another message, or failing now) leaves the batch to run on a message of its own, where
 retries, backoff and giving up work per event — so one bad event cannot hold up or use up the
 attempts of the others.
+
+A message delivered again while its first delivery is still at work in the same process (a
+broker restart drops the connection it was to be acknowledged on) waits for that delivery
+instead of taking its claim for a dead one's.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -52,6 +58,37 @@ _MARK_DONE = (
 )
 
 
+class _Deliveries:
+    """How many deliveries of each message this process is working on right now. A broker that
+    loses the connection a message came on (a restart) hands the message out again, to this
+    very process too, while its first delivery may still be at work: a holder with the same
+    message id is then alive, not dead, and its effect must not run a second time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._working: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def working_on(self, message_id: str) -> Iterator[None]:
+        with self._lock:
+            self._working[message_id] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._working[message_id] -= 1
+                if not self._working[message_id]:
+                    del self._working[message_id]
+
+    def another_here(self, message_id: str) -> bool:
+        """Whether an earlier delivery of this message is still at work in this process."""
+        with self._lock:
+            return self._working[message_id] > 1
+
+
+_DELIVERIES = _Deliveries()
+
+
 class Outcome(StrEnum):
     DONE = "done"
     ALREADY_DONE = "already-done"
@@ -72,6 +109,13 @@ class ClaimHeld(Exception):
 
 
 def run_handler(
+    uow: UnitOfWork, services: Services, handler: Handler, event_id: uuid.UUID, message_id: str
+) -> Outcome:
+    with _DELIVERIES.working_on(message_id):
+        return _run_one(uow, services, handler, event_id, message_id)
+
+
+def _run_one(
     uow: UnitOfWork, services: Services, handler: Handler, event_id: uuid.UUID, message_id: str
 ) -> Outcome:
     event = uow.session.get(Event, event_id)
@@ -116,7 +160,8 @@ def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: s
     if run.status in ("done", "dead"):
         uow.commit()
         return run
-    held_by_other = run.message_id not in (None, message_id)
+    held_by_other = run.message_id not in (None, message_id) or (
+        run.message_id == message_id and _DELIVERIES.another_here(message_id))
     if held_by_other and run.locked_until is not None and run.locked_until > now:
         wait_ms = int((run.locked_until - now).total_seconds() * 1000) + 100
         uow.commit()
@@ -164,6 +209,14 @@ class BatchOutcome:
 
 
 def run_batch(
+    uow: UnitOfWork, services: Services, handler: Handler, event_ids: list[uuid.UUID],
+    message_id: str,
+) -> BatchOutcome:
+    with _DELIVERIES.working_on(message_id):
+        return _run_batch(uow, services, handler, event_ids, message_id)
+
+
+def _run_batch(
     uow: UnitOfWork, services: Services, handler: Handler, event_ids: list[uuid.UUID],
     message_id: str,
 ) -> BatchOutcome:
@@ -230,8 +283,9 @@ def _claim_first_attempts(
             run.attempts, run.message_id, run.locked_until = 1, message_id, locked_until
             claimed.append(event_id)
         else:
-            if run.message_id == message_id:
-                # This very batch, delivered again: whoever held the claim died with it.
+            if run.message_id == message_id and not _DELIVERIES.another_here(message_id):
+                # This very batch, delivered again, and not at work here: whoever held the
+                # claim died with it.
                 run.locked_until = None
             alone.append(RunAlone(event_id))
     uow.commit()

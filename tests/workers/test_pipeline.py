@@ -433,6 +433,52 @@ def test_an_e_mail_retried_after_a_refusal_is_counted_once_and_arrives_once(
             MailLog.event_id == event.id)).scalars().all() == ["sent"]
 
 
+def test_a_message_delivered_again_while_its_first_delivery_works_waits_for_it(
+        mail_app, smtp_server, db, side) -> None:
+    import threading
+
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["redelivered@example.com"], side)
+    services = side.services
+    original = services.mailer
+    sending, release = threading.Event(), threading.Event()
+
+    class SlowServer:
+        def send(self, mail) -> None:
+            sending.set()
+            release.wait(10)
+            original.send(mail)
+
+    outcomes: list[runner.Outcome] = []
+
+    def first_delivery() -> None:
+        with side.runtime.unit_of_work() as uow:
+            outcomes.append(runner.run_handler(uow, services, handler, event.id, "message-1"))
+
+    services.mailer = SlowServer()
+    worker_thread = threading.Thread(target=first_delivery)
+    worker_thread.start()
+    try:
+        assert sending.wait(10)
+        # The broker restarted before the first delivery was acknowledged, and hands the same
+        # message to another thread of this worker.
+        with side.runtime.unit_of_work() as uow, pytest.raises(runner.ClaimHeld):
+            runner.run_handler(uow, services, handler, event.id, "message-1")
+    finally:
+        release.set()
+        worker_thread.join(10)
+        services.mailer = original
+    assert outcomes == [runner.Outcome.DONE]
+    with side.runtime.unit_of_work() as uow:  # its retry, later
+        assert runner.run_handler(uow, services, handler, event.id,
+                                  "message-1") is runner.Outcome.ALREADY_DONE
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["redelivered@example.com"]
+    assert (_runs(db, [event.id])[event.id].attempts, len(smtp_server.messages)) == (1, 1)
+
+
 class _FailsOnce:
     """Wraps the mailer: its first e-mail is refused, or taken by the server before the worker
     "dies" (an exception) without writing "done"."""
