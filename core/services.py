@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from core.adapters.audit_sink import AuditSink, build_sink
 from core.adapters.cache import Cache, build_cache
 from core.adapters.files import FileStore, MemoryFileStore, build_file_store
+from core.adapters.liveness import ProcessLiveness
 from core.adapters.mail import Mailer, build_mailer
 from core.adapters.notifications import NotificationBus, build_bus
 from core.adapters.rate_counter import MemoryRateCounter, RateCounter, RedisRateCounter
@@ -34,6 +35,8 @@ class Services:
     # The external audit sink (AUDIT_SINK_URL), if one is configured.
     audit_sink: AuditSink | None = None
     rate_counter: RateCounter = field(default_factory=MemoryRateCounter)
+    # A worker process's sign of life to the others (PostgreSQL), set once the process is up.
+    liveness: ProcessLiveness | None = None
     # The cache's named regions on `cache`; they hear of every commit on `db` (core.caching).
     regions: CachedRegions = field(init=False)
 

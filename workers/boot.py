@@ -24,7 +24,7 @@ from core.db import check_connection, require_rls_bound_role
 from core.entry import exit_on_startup_error
 from core.logs import configure_logging
 from core.services import Services
-from workers.middleware import ExitWithParent
+from workers.middleware import ClaimLiveness, ExitWithParent
 from workers.wiring import assemble
 
 with exit_on_startup_error("worker"):
@@ -43,6 +43,7 @@ with exit_on_startup_error("worker"):
         require_rls_bound_role(services.db.engine)
     side = assemble(settings, services)
     side.broker.add_middleware(ExitWithParent())
+    side.broker.add_middleware(ClaimLiveness(side.runtime))
     if settings.worker_metrics_port:
         # Dramatiq's own exposition (messages, errors, retries, durations per actor): one HTTP
         # server per worker host, on WORKER_METRICS_PORT.

@@ -18,6 +18,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
 
 from core import clock
+from core.adapters.liveness import ProcessLiveness
 from core.db import insert_ignoring_conflicts
 from core.events.models import DeadLetter, HandlerRun
 from core.logs import request_id_var
@@ -155,6 +156,27 @@ class Heartbeat(Middleware):
             except Exception as error:
                 log.warning("heartbeat failed: %s", type(error).__name__)
             self._stop.wait(HEARTBEAT_EVERY_SECONDS)
+
+
+class ClaimLiveness(Middleware):
+    """A worker process on PostgreSQL holds its liveness lock while it runs: a message that a
+    restarted broker hands to another process while this one still works on it waits there
+    instead of repeating its effect (core.adapters.liveness)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        db = self.runtime.services.db
+        if db.dialect == "postgresql":
+            liveness = ProcessLiveness(db.url, statement_timeout_ms=db.statement_timeout_ms)
+            liveness.start()
+            self.runtime.services.liveness = liveness
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        liveness, self.runtime.services.liveness = self.runtime.services.liveness, None
+        if liveness is not None:
+            liveness.stop()
 
 
 class ExitWithParent(Middleware):

@@ -68,6 +68,8 @@ class HandlerRun(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     # The broker message working on it, and until when that claim holds.
     message_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The liveness token of the worker process holding the claim (core.adapters.liveness).
+    holder: Mapped[int | None]
     locked_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[datetime]

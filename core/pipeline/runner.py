@@ -11,9 +11,10 @@ by another message, or failing now) leaves the batch to run on a message of its 
 retries, backoff and giving up work per event — so one bad event cannot hold up or use up the
 attempts of the others.
 
-A message delivered again while its first delivery is still at work in the same process (a
-broker restart drops the connection it was to be acknowledged on) waits for that delivery
-instead of taking its claim for a dead one's.
+A message delivered again while its first delivery is still at work (a broker restart drops the
+connection it was to be acknowledged on) waits for that delivery instead of taking its claim for a
+dead one's: in the same process, known from the deliveries at work here; in another, from that
+process's liveness lock (core.adapters.liveness), which a killed process no longer holds.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from datetime import timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from core import clock
+from core.adapters import liveness
 from core.db import id_in, insert_ignoring_conflicts, insert_new_keys
 from core.events.models import Event, HandlerRun
 from core.logs import request_id_var
@@ -123,7 +126,7 @@ def _run_one(
         # Events are committed before they are published, so this one was purged since.
         log.warning("event %s no longer exists; nothing for %s to do", event_id, handler.name)
         return Outcome.NO_EVENT
-    run = _claim(uow, handler, event_id, message_id)
+    run = _claim(uow, handler, event_id, message_id, _holder(services))
     if run.status == "done":
         return Outcome.ALREADY_DONE
     if run.status == "dead":
@@ -142,7 +145,8 @@ def _run_one(
     return Outcome.DONE
 
 
-def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: str) -> HandlerRun:
+def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: str,
+           holder: int | None) -> HandlerRun:
     session = uow.session
     now = clock.now()
     insert_ignoring_conflicts(
@@ -161,13 +165,13 @@ def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: s
         uow.commit()
         return run
     held_by_other = run.message_id not in (None, message_id) or (
-        run.message_id == message_id and _DELIVERIES.another_here(message_id))
+        run.message_id == message_id and _still_at_work(session, run, message_id, holder))
     if held_by_other and run.locked_until is not None and run.locked_until > now:
         wait_ms = int((run.locked_until - now).total_seconds() * 1000) + 100
         uow.commit()
         raise ClaimHeld(wait_ms)
     run.attempts += 1
-    run.message_id = message_id
+    run.message_id, run.holder = message_id, holder
     run.locked_until = now + timedelta(milliseconds=handler.retry.time_limit_ms)
     if run.attempts > handler.retry.max_attempts:
         run.status = "dead"
@@ -177,6 +181,20 @@ def _claim(uow: UnitOfWork, handler: Handler, event_id: uuid.UUID, message_id: s
     # Committed before the effect: an attempt that kills the worker still counts.
     uow.commit()
     return run
+
+
+def _holder(services: Services) -> int | None:
+    return services.liveness.token if services.liveness is not None else None
+
+
+def _still_at_work(session: Session, run: HandlerRun, message_id: str,
+                   holder: int | None) -> bool:
+    """Whether the delivery that claimed `run` under `message_id`, now delivered again, is still
+    at work: in another thread here, or in another worker process that is alive."""
+    if _DELIVERIES.another_here(message_id):
+        return True
+    other = run.holder
+    return other is not None and other != holder and liveness.alive(session, other)
 
 
 def _record_failure(
@@ -227,7 +245,8 @@ def _run_batch(
         sa.select(Event).where(id_in(Event.id, event_ids, dialect))).scalars()}
     outcome.skipped = len(set(event_ids) - events.keys())
     claimed, outcome.alone, already_done = _claim_first_attempts(
-        uow, handler, [event_id for event_id in event_ids if event_id in events], message_id)
+        uow, handler, [event_id for event_id in event_ids if event_id in events], message_id,
+        _holder(services))
     outcome.skipped += already_done
     for position, event_id in enumerate(claimed):
         error = _run_effect(uow, services, handler, events[event_id], message_id)
@@ -251,7 +270,8 @@ def _run_batch(
 
 
 def _claim_first_attempts(
-    uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID], message_id: str
+    uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID], message_id: str,
+    holder: int | None,
 ) -> tuple[list[uuid.UUID], list[RunAlone], int]:
     """Claim, in one transaction, the events that no attempt has touched yet; every other
     event that is not done goes alone. Returns (claimed, alone, already done)."""
@@ -261,7 +281,7 @@ def _claim_first_attempts(
     # The usual case: no row yet for any of them, and inserting the rows is the claim.
     fresh = insert_new_keys(session, _RUNS, "event_id", event_ids, {
         "handler": handler.name, "status": "running", "attempts": 1, "message_id": message_id,
-        "locked_until": locked_until, "started_at": now})
+        "holder": holder, "locked_until": locked_until, "started_at": now})
     seen_before = [event_id for event_id in event_ids if event_id not in fresh]
     runs = {run.event_id: run for run in session.execute(
         sa.select(HandlerRun)
@@ -281,11 +301,13 @@ def _claim_first_attempts(
             done += 1
         elif run.attempts == 0 and run.status == "running":  # given back untried
             run.attempts, run.message_id, run.locked_until = 1, message_id, locked_until
+            run.holder = holder
             claimed.append(event_id)
         else:
-            if run.message_id == message_id and not _DELIVERIES.another_here(message_id):
-                # This very batch, delivered again, and not at work here: whoever held the
-                # claim died with it.
+            if run.message_id == message_id and not _still_at_work(session, run, message_id,
+                                                                   holder):
+                # This very batch, delivered again, and no longer at work anywhere: whoever
+                # held the claim died with it.
                 run.locked_until = None
             alone.append(RunAlone(event_id))
     uow.commit()

@@ -55,3 +55,42 @@ def test_worker_process_sends_the_mail_and_carries_the_request_id(
     finally:
         worker.stop()
     assert "Traceback" not in worker.output()
+
+
+def test_a_worker_process_names_itself_on_its_claims_and_is_known_dead_once_killed(
+    redis_app, db, database_url, redis_url, smtp_server, tmp_path
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("a worker process's liveness is a PostgreSQL advisory lock")
+    from assembly import worker_side_of
+    from core.adapters import liveness
+    from core.events.models import HandlerRun
+    from core.scoping import system_session
+
+    env = platform_env(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                       SMTP_URL=smtp_server.url, INSTANCE_PATH=str(tmp_path))
+    worker = dramatiq_worker(env, tmp_path / "worker.log", processes=2)
+    try:
+        with worker_side_of(redis_app).runtime.unit_of_work() as uow:
+            event = request_test_email(uow, "claimed@example.com")
+            uow.commit()
+        smtp_server.wait_for(1)
+
+        def holder() -> int | None:
+            with system_session(db) as session:
+                run = session.get(HandlerRun, (event.id, "send_test_email"))
+                return run.holder if run is not None and run.status == "done" else None
+
+        wait_until(holder, 10, "the handler run marked done")
+        token = holder()
+        assert token is not None
+        with system_session(db) as session:
+            assert liveness.alive(session, token)  # the process that sent it lives on
+    finally:
+        worker.kill()  # SIGKILL, the whole group: no shutdown hook runs
+
+    def released() -> bool:
+        with system_session(db) as session:
+            return not liveness.alive(session, token)
+
+    wait_until(released, 10, "the killed worker's liveness lock released")

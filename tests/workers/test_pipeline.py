@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -207,7 +208,7 @@ def test_a_batch_delivered_again_runs_each_event_alone_at_once(mail_app, smtp_se
     ids = [e.id for e in _commit_test_emails(["a@example.com", "b@example.com"], side)]
     # The first delivery died right after its claim: one attempt each, nothing sent.
     with side.runtime.unit_of_work() as uow:
-        runner._claim_first_attempts(uow, handler, ids, "batch-message")
+        runner._claim_first_attempts(uow, handler, ids, "batch-message", None)
     with side.runtime.unit_of_work() as uow:
         outcome = runner.run_batch(uow, side.services, handler, ids, "batch-message")
     assert (outcome.done, [(a.event_id, a.failed) for a in outcome.alone]) == (
@@ -477,6 +478,70 @@ def test_a_message_delivered_again_while_its_first_delivery_works_waits_for_it(
                                   "message-1") is runner.Outcome.ALREADY_DONE
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["redelivered@example.com"]
     assert (_runs(db, [event.id])[event.id].attempts, len(smtp_server.messages)) == (1, 1)
+
+
+def _claimed_elsewhere(db, event_id, handler: str, message_id: str, holder: int) -> None:
+    """The state a worker process leaves while it sends an event's e-mail: its claim, under the
+    message it is working on, with its liveness token."""
+    now = clock.now()
+    with system_session(db) as session:
+        session.add(HandlerRun(event_id=event_id, handler=handler, status="running", attempts=1,
+                               message_id=message_id, holder=holder, started_at=now,
+                               locked_until=now + timedelta(minutes=1)))
+        session.commit()
+
+
+@pytest.fixture
+def other_process(db):
+    """Another worker process's liveness lock, on a connection of its own."""
+    if db.dialect != "postgresql":
+        pytest.skip("a worker process's liveness is a PostgreSQL advisory lock")
+    from core.adapters.liveness import ProcessLiveness
+
+    other = ProcessLiveness(db.url)
+    other.start()
+    yield other
+    other.stop()
+
+
+def test_a_message_delivered_again_while_another_live_process_works_on_it_waits(
+        mail_app, smtp_server, db, side, other_process) -> None:
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["elsewhere@example.com"], side)
+    # Another process is sending this event's e-mail when the broker, restarted, hands the same
+    # message to this one.
+    _claimed_elsewhere(db, event.id, handler.name, "message-1", other_process.token)
+    with side.runtime.unit_of_work() as uow, pytest.raises(runner.ClaimHeld):
+        runner.run_handler(uow, side.services, handler, event.id, "message-1")
+    assert smtp_server.messages == []
+
+    other_process.stop()  # it dies: its connection, and with it its lock, is gone
+    with side.runtime.unit_of_work() as uow:
+        outcome = runner.run_handler(uow, side.services, handler, event.id, "message-1")
+    assert outcome is runner.Outcome.DONE
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["elsewhere@example.com"]
+    assert _runs(db, [event.id])[event.id].attempts == 2
+
+
+def test_a_batch_delivered_again_while_another_live_process_works_on_it_keeps_its_claims(
+        mail_app, smtp_server, db, side, other_process) -> None:
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    handler = handler_named("send_test_email")
+    [event] = _commit_test_emails(["batch-elsewhere@example.com"], side)
+    _claimed_elsewhere(db, event.id, handler.name, "batch-1", other_process.token)
+    with side.runtime.unit_of_work() as uow:
+        outcome = runner.run_batch(uow, side.services, handler, [event.id], "batch-1")
+    assert (outcome.done, [alone.event_id for alone in outcome.alone]) == (0, [event.id])
+    # On its own message, the event waits for the live holder's claim to end.
+    with side.runtime.unit_of_work() as uow, pytest.raises(runner.ClaimHeld):
+        runner.run_handler(uow, side.services, handler, event.id, "alone-1")
+    assert smtp_server.messages == []
+    assert _runs(db, [event.id])[event.id].locked_until is not None
 
 
 class _FailsOnce:
