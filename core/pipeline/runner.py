@@ -28,7 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -244,11 +244,19 @@ def _run_batch(
     events = {event.id: event for event in session.execute(
         sa.select(Event).where(id_in(Event.id, event_ids, dialect))).scalars()}
     outcome.skipped = len(set(event_ids) - events.keys())
+    claimed_until = clock.now() + timedelta(milliseconds=handler.retry.time_limit_ms)
     claimed, outcome.alone, already_done = _claim_first_attempts(
         uow, handler, [event_id for event_id in event_ids if event_id in events], message_id,
-        _holder(services))
+        _holder(services), claimed_until)
     outcome.skipped += already_done
     for position, event_id in enumerate(claimed):
+        if clock.now() >= claimed_until:
+            # The batch outlived its claims (a mail server answering slowly): another message
+            # may take them from now on, so the rest go on messages of their own.
+            untried = claimed[position:]
+            _unclaim(uow, handler, untried, message_id)
+            outcome.alone.extend(RunAlone(rest) for rest in untried)
+            break
         error = _run_effect(uow, services, handler, events[event_id], message_id)
         if error is None:
             # Committed before the next effect starts: a worker killed now repeats at most the
@@ -260,7 +268,7 @@ def _run_batch(
         # message, and the rest do not wait behind a server that is timing out.
         outcome.alone.append(RunAlone(event_id, failed=True))
         untried = claimed[position + 1:]
-        _unclaim(uow, handler, untried)
+        _unclaim(uow, handler, untried, message_id)
         outcome.alone.extend(RunAlone(rest) for rest in untried)
         break
     if outcome.done:
@@ -271,13 +279,13 @@ def _run_batch(
 
 def _claim_first_attempts(
     uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID], message_id: str,
-    holder: int | None,
+    holder: int | None, locked_until: datetime,
 ) -> tuple[list[uuid.UUID], list[RunAlone], int]:
-    """Claim, in one transaction, the events that no attempt has touched yet; every other
-    event that is not done goes alone. Returns (claimed, alone, already done)."""
+    """Claim, until `locked_until` and in one transaction, the events that no attempt has
+    touched yet; every other event that is not done goes alone. Returns (claimed, alone,
+    already done)."""
     session = uow.session
     now = clock.now()
-    locked_until = now + timedelta(milliseconds=handler.retry.time_limit_ms)
     # The usual case: no row yet for any of them, and inserting the rows is the claim.
     fresh = insert_new_keys(session, _RUNS, "event_id", event_ids, {
         "handler": handler.name, "status": "running", "attempts": 1, "message_id": message_id,
@@ -314,15 +322,18 @@ def _claim_first_attempts(
     return claimed, alone, done
 
 
-def _unclaim(uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID]) -> None:
-    """Give back claims of a batch's events that were never tried: no attempt spent."""
+def _unclaim(uow: UnitOfWork, handler: Handler, event_ids: list[uuid.UUID],
+             message_id: str) -> None:
+    """Give back claims of a batch's events that were never tried: no attempt spent. A claim
+    another message has taken since is left to it."""
     if not event_ids:
         return
     session = uow.session
     session.execute(
         sa.update(HandlerRun)
         .where(id_in(HandlerRun.event_id, event_ids, session.get_bind().dialect.name),
-               HandlerRun.handler == handler.name, HandlerRun.status == "running")
+               HandlerRun.handler == handler.name, HandlerRun.status == "running",
+               HandlerRun.message_id == message_id)
         .values(attempts=HandlerRun.attempts - 1, message_id=None, locked_until=None)
         .execution_options(synchronize_session=False)
     )

@@ -208,7 +208,8 @@ def test_a_batch_delivered_again_runs_each_event_alone_at_once(mail_app, smtp_se
     ids = [e.id for e in _commit_test_emails(["a@example.com", "b@example.com"], side)]
     # The first delivery died right after its claim: one attempt each, nothing sent.
     with side.runtime.unit_of_work() as uow:
-        runner._claim_first_attempts(uow, handler, ids, "batch-message", None)
+        runner._claim_first_attempts(uow, handler, ids, "batch-message", None,
+                                     clock.now() + timedelta(minutes=1))
     with side.runtime.unit_of_work() as uow:
         outcome = runner.run_batch(uow, side.services, handler, ids, "batch-message")
     assert (outcome.done, [(a.event_id, a.failed) for a in outcome.alone]) == (
@@ -478,6 +479,36 @@ def test_a_message_delivered_again_while_its_first_delivery_works_waits_for_it(
                                   "message-1") is runner.Outcome.ALREADY_DONE
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["redelivered@example.com"]
     assert (_runs(db, [event.id])[event.id].attempts, len(smtp_server.messages)) == (1, 1)
+
+
+def test_a_batch_that_outlives_its_claims_leaves_the_rest_to_messages_of_their_own(
+        mail_app, smtp_server, db, side, monkeypatch) -> None:
+    from core.effects import handler_named
+    from core.pipeline import runner
+
+    handler = handler_named("send_test_email")
+    first, second = _commit_test_emails(["slow1@example.com", "slow2@example.com"], side)
+    original, real_now = side.services.mailer, clock.now
+    past_the_claims = timedelta(milliseconds=handler.retry.time_limit_ms, seconds=1)
+
+    class SlowServer:
+        """Takes longer over the first e-mail than the batch's claims last."""
+
+        def send(self, mail) -> None:
+            original.send(mail)
+            monkeypatch.setattr(clock, "now", lambda: real_now() + past_the_claims)
+
+    side.services.mailer = SlowServer()
+    try:
+        with side.runtime.unit_of_work() as uow:
+            outcome = runner.run_batch(uow, side.services, handler, [first.id, second.id],
+                                       "slow-batch")
+    finally:
+        side.services.mailer = original
+    assert (outcome.done, [alone.event_id for alone in outcome.alone]) == (1, [second.id])
+    assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["slow1@example.com"]
+    given_back = _runs(db, [second.id])[second.id]
+    assert (given_back.attempts, given_back.message_id, given_back.locked_until) == (0, None, None)
 
 
 def _claimed_elsewhere(db, event_id, handler: str, message_id: str, holder: int) -> None:
