@@ -199,9 +199,11 @@ def describe_for_log(mail: Mail, path: Path) -> str:
     body = message.get_body(("plain",)) if isinstance(message, EmailMessage) else None
     text = body.get_content() if body is not None else ""
     links = list(dict.fromkeys(re.findall(r"https?://[^\s<>\"']+", text)))
-    shown = "".join(f"; link: {link}" for link in links)
-    return (f'e-mail to {mail.envelope_to}: "{message["Subject"]!s}"{shown}; saved as '
-            f"{path.name}, shown at /dev/mail")
+    # Each link last or before a space: a terminal that opens what is clicked takes the link
+    # up to the next space, and a ";" after it would reach the page as part of its token.
+    shown = "".join(f" link: {link}" for link in links)
+    return (f'e-mail to {mail.envelope_to}: "{message["Subject"]!s}", saved as {path.name} '
+            f"(shown at /dev/mail){shown}")
 
 
 class MemoryMailer:

@@ -54,7 +54,8 @@ def test_no_dev_mail_when_mail_goes_to_a_server_or_for_another_machine(db, datab
 def test_the_log_line_of_an_e_mail_names_recipient_subject_and_links(tmp_path):
     line = describe_for_log(_mail(), tmp_path / "abc.eml")
     assert line.startswith('e-mail to ada@harbour.example: "Confirm your e-mail address"')
-    assert "; link: http://127.0.0.1:5000/verify-email/T0KEN;" in line
+    # A terminal opens a clicked link up to the next space: nothing may cling to it.
+    assert line.endswith(" link: http://127.0.0.1:5000/verify-email/T0KEN")
     assert "\n" not in line
 
 
