@@ -166,7 +166,8 @@ class ClaimLiveness(Middleware):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        # Before the worker threads start: every claim this process makes names it.
         db = self.runtime.services.db
         if db.dialect == "postgresql":
             liveness = ProcessLiveness(db.url, statement_timeout_ms=db.statement_timeout_ms)

@@ -76,14 +76,14 @@ def test_a_worker_process_names_itself_on_its_claims_and_is_known_dead_once_kill
             uow.commit()
         smtp_server.wait_for(1)
 
-        def holder() -> int | None:
+        def done_run() -> HandlerRun | None:
             with system_session(db) as session:
                 run = session.get(HandlerRun, (event.id, "send_test_email"))
-                return run.holder if run is not None and run.status == "done" else None
+                return run if run is not None and run.status == "done" else None
 
-        wait_until(holder, 10, "the handler run marked done")
-        token = holder()
-        assert token is not None
+        run = wait_until(done_run, 10, "the handler run marked done")
+        token = run.holder
+        assert token is not None, "the claim names no worker process"
         with system_session(db) as session:
             assert liveness.alive(session, token)  # the process that sent it lives on
     finally:
