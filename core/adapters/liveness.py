@@ -93,9 +93,10 @@ class ProcessLiveness:
         while not self._stop.wait(KEEP_EVERY_S):
             try:
                 if self._connection is None:
+                    again = self._ever_held
                     self._take()
                     if self._connection is not None:
-                        log.warning("worker liveness lock held again")
+                        log.warning("worker liveness lock held%s", " again" if again else "")
                 else:
                     self._connection.execute(sa.text("SELECT 1"))
             except sa.exc.SQLAlchemyError as error:
