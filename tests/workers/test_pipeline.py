@@ -498,13 +498,10 @@ def test_a_batch_that_outlives_its_claims_leaves_the_rest_to_messages_of_their_o
             original.send(mail)
             monkeypatch.setattr(clock, "now", lambda: real_now() + past_the_claims)
 
-    side.services.mailer = SlowServer()
-    try:
-        with side.runtime.unit_of_work() as uow:
-            outcome = runner.run_batch(uow, side.services, handler, [first.id, second.id],
-                                       "slow-batch")
-    finally:
-        side.services.mailer = original
+    monkeypatch.setattr(side.services, "mailer", SlowServer())
+    with side.runtime.unit_of_work() as uow:
+        outcome = runner.run_batch(uow, side.services, handler, [first.id, second.id],
+                                   "slow-batch")
     assert (outcome.done, [alone.event_id for alone in outcome.alone]) == (1, [second.id])
     assert [str(m["To"]) for m in smtp_server.wait_for(1)] == ["slow1@example.com"]
     given_back = _runs(db, [second.id])[second.id]
