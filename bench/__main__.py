@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
-from bench import backends, interference
+from bench import backends, floor, interference
 from bench.http import WrkError, wrk_version
 from bench.measure import Context, Measurement, MeasurementError, RunOptions, Sample, Target
 from bench.profile import profiling
@@ -133,8 +133,13 @@ def servers(entries: Sequence[Measurement], env: dict[str, str], options: Gunico
     with ExitStack() as stack:
         _progress(f"starting gunicorn ({options.workers} x {options.worker_class}, "
                   f"{options.threads} threads) for the platform and the bare app")
-        yield {"app": stack.enter_context(running(platform, options, log_dir)),
-               "bare": stack.enter_context(running(bare, options, log_dir))}
+        urls: dict[Target, str] = {"app": stack.enter_context(running(platform, options, log_dir)),
+                                   "bare": stack.enter_context(running(bare, options, log_dir))}
+        if any(getattr(entry, "target", "app") == "floor" for entry in entries):
+            floors = ServerSpec("floor", "bench.floor_app:app", floor.server_env(log_dir),
+                                ready_path="/ready", config=BARE_CONFIG)
+            urls["floor"] = stack.enter_context(running(floors, options, log_dir))
+        yield urls
 
 
 def measure(entries: Sequence[Measurement], ctx: Context) -> dict[str, list[Sample]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-Target = Literal["app", "bare"]
+Target = Literal["app", "bare", "floor"]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ listed first (see the pipeline and audit entries below).
 
 from __future__ import annotations
 
-from bench import audit, audit_viewer, logged_in, metrics, pipeline
+from bench import audit, audit_viewer, floor, logged_in, metrics, pipeline
 from bench.http import BASELINE, HttpEndpoint
 from bench.measure import Measurement, Throughput
 
@@ -18,12 +18,15 @@ ENTRIES: list[Measurement] = [
     HttpEndpoint(BASELINE, "/", target="bare"),
     HttpEndpoint("health-live", "/api/health/live"),
     HttpEndpoint("home", "/"),
+    # The floor of that page: only what it must have (limit, headers, log line), bench.floor.
+    floor.HomeFloor("home-floor", "/home", target="floor"),
     HttpEndpoint("login-page", "/login"),
     # As a person: log in (argon2id), the warm therapist dashboard, 50 sessions auto-saving
     # their onboarding.
     logged_in.Login(),
     logged_in.Dashboard(),
     logged_in.Autosave(),
+    floor.AutosaveFloor(),
     # One worker process each, on the same Redis broker: a no-op actor, then the real pipeline
     # (commit an event; its handler sends one e-mail; the audit writer records it).
     Throughput("dramatiq-noop", "msg/s", baseline="dramatiq-noop", run=pipeline.noop_rate),
