@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.caching import ONBOARDING, PRACTICE_HOMES, Invalidation, changed
 from core.db import Base, new_id
 from core.onboarding.schemas import answered_zone
+from core.onboarding.stages import Stage
 from core.scoping import TenantOwned
 
 
@@ -43,19 +44,22 @@ class OnboardingProgress(TenantOwned, Base):
         # Auto-saves change only the drafts: the cached stage stays right, unless they change
         # the time zone the person reads times in.
         if changed(self, "stage", "completed_at", "terms_version", "account_id") \
-                or self._zone_changed():
+                or self._drafts_changed(answered_zone):
             yield ONBOARDING.key(self.account_id)
         # A practice's dashboards show its clients' set-up progress and its therapists'
-        # specialties (core.identity.queries.practice_home).
-        if self.tenant_id is not None and changed(self, "stage", "completed_at", "data"):
+        # professional answers (core.identity.queries.practice_home), not anyone's personal
+        # details: a client typing their phone number leaves the therapist's page cached.
+        if self.tenant_id is not None and (changed(self, "stage", "completed_at")
+                                           or self._drafts_changed(_professional_answers)):
             yield PRACTICE_HOMES.key(self.tenant_id)
 
-    def _zone_changed(self) -> bool:
+    def _drafts_changed(self, shown: Callable[[dict[str, Any] | None], object]) -> bool:
+        """Whether this flush changed what `shown` takes from the drafts."""
         history = sa.inspect(self).attrs.data.history
         if not history.has_changes():
             return False
         before = history.deleted[0] if history.deleted else None
-        return answered_zone(before) != answered_zone(self.data)
+        return shown(before) != shown(self.data)
 
     __table_args__ = (
         # The reminder job reads only unfinished progress.
@@ -63,3 +67,7 @@ class OnboardingProgress(TenantOwned, Base):
                  postgresql_where=sa.text("completed_at IS NULL"),
                  sqlite_where=sa.text("completed_at IS NULL")),
     )
+
+
+def _professional_answers(data: dict[str, Any] | None) -> object:
+    return (data or {}).get(Stage.PROFESSIONAL_INFO.value)

@@ -13,7 +13,14 @@ from core.identity.models import Account
 from core.scoping import system_session
 from tests.support.apps import make_app
 from tests.support.factories import practice
-from tests.support.flows import PASSWORD, login, post_form
+from tests.support.flows import (
+    PASSWORD,
+    PERSONAL_INFO,
+    PROFESSIONAL_INFO,
+    csrf_token,
+    login,
+    post_form,
+)
 from tests.support.processes import wait_until
 
 
@@ -122,6 +129,36 @@ def test_one_recomputation_per_key_at_a_time(regions, db, monkeypatch):
         reader.join(10)
     assert computed == [1]
     assert results == ["the value"] * 8
+
+
+def _save_draft(browser, stage: str, data: dict):
+    version = browser.get("/api/onboarding/progress").get_json()["version"]
+    return browser.put("/api/onboarding/progress",
+                       json={"stage": stage, "data": data, "version": version},
+                       headers={"X-CSRFToken": csrf_token(browser, "/")})
+
+
+def test_a_clients_personal_details_keep_the_practice_dashboard_cached_specialties_do_not(
+        app, db):
+    harbour = practice(db, "Harbour Counselling", slug_hint="harbour")
+    regions = app.extensions["services"].regions
+    therapist, client = app.test_client(), app.test_client()
+    login(therapist, harbour.therapist_email)
+    login(client, harbour.client_email)
+    assert "Grief and loss" not in client.get("/client").get_data(as_text=True)
+    therapist.get("/therapist")
+    invalidated = regions.counts()["practice-homes"]["invalidations"]
+
+    saved = _save_draft(client, "PERSONAL_INFO", {**PERSONAL_INFO, "phone": "+44 20 7946 0001"})
+    assert saved.status_code == 200
+    # Nothing a practice's dashboards show changed: the therapist's stays cached.
+    assert regions.counts()["practice-homes"]["invalidations"] == invalidated
+
+    saved = _save_draft(therapist, "PROFESSIONAL_INFO",
+                        {**PROFESSIONAL_INFO, "specialties": ["grief"]})
+    assert saved.status_code == 200
+    assert regions.counts()["practice-homes"]["invalidations"] == invalidated + 1
+    assert "Grief and loss" in client.get("/client").get_data(as_text=True)
 
 
 def test_admins_see_each_regions_hits_misses_and_invalidations(app, db):
