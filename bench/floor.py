@@ -11,21 +11,27 @@ little the platform adds.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
 from bench import backends
-from bench.http import BASELINE, HttpEndpoint, WrkResult, run_wrk
-from bench.logged_in import AUTOSAVE_SESSIONS, PHONE, ThreadValues, wrk_script
-from bench.measure import Context, MeasurementError, Sample
+from bench.browser import Browser
+from bench.http import BASELINE, HttpEndpoint, WrkResult
+from bench.logged_in import (
+    AUTOSAVE_SESSIONS,
+    PHONE,
+    ThreadValues,
+    autosave_headers,
+    checked_wrk,
+    wrk_script,
+)
+from bench.measure import Context, MeasurementError, Sample, Target
 
 HOME_PAGE = "floor-home.html"  # in the run's work folder
 NONCE_MARK = "floornonce"  # where the page's nonce stands in it
@@ -58,11 +64,12 @@ class HomeFloor(HttpEndpoint):
     """`home`'s floor: before the first request, the platform's home page as the floor's."""
 
     def warm_up(self, ctx: Context) -> None:
-        status, page = _request(ctx.urls["app"], "GET", "/")
-        nonce = re.search(r'nonce="([^"]+)"', page)
-        if status != 200 or nonce is None:
-            raise MeasurementError(f"the platform's home page answered {status} with no nonce")
-        (ctx.workdir / HOME_PAGE).write_text(page.replace(nonce.group(1), NONCE_MARK))
+        reply = Browser(ctx.urls["app"]).request("GET", "/")
+        nonce = re.search(r'nonce="([^"]+)"', reply.text)
+        if reply.status != 200 or nonce is None:
+            raise MeasurementError(f"the platform's home page answered {reply.status} with no "
+                                   "nonce")
+        (ctx.workdir / HOME_PAGE).write_text(reply.text.replace(nonce.group(1), NONCE_MARK))
         super().warm_up(ctx)
 
 
@@ -72,7 +79,7 @@ class AutosaveFloor:
     unit: str = "req/s"
     baseline: str = BASELINE
     needs_servers: bool = True
-    target: str = "floor"
+    target: Target = "floor"
 
     def warm_up(self, ctx: Context) -> None:
         with psycopg.connect(_plain(backends.DATABASE_URL), autocommit=True) as connection:
@@ -89,11 +96,8 @@ class AutosaveFloor:
 
     def _run(self, ctx: Context, seconds: int) -> WrkResult:
         script = wrk_script(ctx, self.name, "autosave.lua", self._people(ctx), status=200)
-        result = run_wrk(ctx.urls["floor"] + "/autosave", ctx, seconds=seconds, headers={},
-                         script=script, threads=AUTOSAVE_SESSIONS, connections=AUTOSAVE_SESSIONS)
-        if result.unexpected is None:
-            raise MeasurementError(f"{script.name} did not report the responses it checked")
-        return result
+        return checked_wrk(ctx, "/autosave", script, seconds, threads=AUTOSAVE_SESSIONS,
+                           connections=AUTOSAVE_SESSIONS, target="floor")
 
     @staticmethod
     def _people(ctx: Context) -> list[ThreadValues]:
@@ -103,34 +107,12 @@ class AutosaveFloor:
                 connection.execute(f"SELECT id, tenant_id FROM {TABLE}").fetchall())
         people: list[ThreadValues] = []
         for row, tenant in sorted(tenants.items()):
-            status, body, cookie = _start_session(ctx.urls["floor"], row, str(tenant))
-            if status != 200:
-                raise MeasurementError(f"the floor's session {row} answered {status}: {body}")
-            people.append({"path": "/autosave", "phone": PHONE, "version": 1, "headers": {
-                "Cookie": cookie, "X-CSRFToken": json.loads(body)["csrf_token"],
-                "Content-Type": "application/json", "Accept": "application/json"}})
+            browser = Browser(ctx.urls["floor"])
+            token = browser.request("POST", f"/session/{row}", body=json.dumps(
+                {"tenant": str(tenant)}), headers={"Content-Type": "application/json"}
+            ).json().get("csrf_token")
+            if not isinstance(token, str):
+                raise MeasurementError(f"the floor's session {row} came without a CSRF token")
+            people.append({"path": "/autosave", "phone": PHONE, "version": 1,
+                           "headers": autosave_headers(browser, token)})
         return people
-
-
-def _start_session(base_url: str, row: int, tenant: str) -> tuple[int, str, str]:
-    parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
-    try:
-        connection.request("POST", f"/session/{row}", body=json.dumps({"tenant": tenant}),
-                           headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
-        return response.status, response.read().decode(), cookie
-    finally:
-        connection.close()
-
-
-def _request(base_url: str, method: str, path: str) -> tuple[int, str]:
-    parts = urlsplit(base_url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
-    try:
-        connection.request(method, path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()

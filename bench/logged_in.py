@@ -37,7 +37,7 @@ from bench.browser import Browser
 from bench.counts import counting
 from bench.http import BASELINE, SCRIPTS, LuaValue, WrkResult, lua_literal, run_wrk
 from bench.inprocess import EnvKey, env_key
-from bench.measure import Context, MeasurementError, Sample
+from bench.measure import Context, MeasurementError, Sample, Target
 
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
@@ -84,8 +84,8 @@ def wrk_script(ctx: Context, name: str, script: str, threads: Sequence[ThreadVal
 
 def checked_wrk(ctx: Context, path: str, script: Path, seconds: int, *,
                 threads: int | None = None, connections: int | None = None,
-                timeout: int | None = None) -> WrkResult:
-    result = run_wrk(ctx.urls["app"] + path, ctx, seconds=seconds, headers={}, script=script,
+                timeout: int | None = None, target: Target = "app") -> WrkResult:
+    result = run_wrk(ctx.urls[target] + path, ctx, seconds=seconds, headers={}, script=script,
                      threads=threads, connections=connections, timeout=timeout)
     if result.unexpected is None:
         raise MeasurementError(f"{script.name} did not report the responses it checked")
@@ -344,14 +344,14 @@ class Autosave:
     def _run(self, ctx: Context, seconds: int) -> WrkResult:
         values: list[ThreadValues] = [
             {"path": AUTOSAVE_PATH, "phone": PHONE, "version": version,
-             "headers": _autosave_headers(browser, token)}
+             "headers": autosave_headers(browser, token)}
             for browser, token, version in _autosave_state(env_key(ctx), ctx.urls["app"])]
         script = wrk_script(ctx, self.name, "autosave.lua", values, status=200)
         return checked_wrk(ctx, AUTOSAVE_PATH, script, seconds, threads=AUTOSAVE_SESSIONS,
                            connections=AUTOSAVE_SESSIONS)
 
 
-def _autosave_headers(browser: Browser, token: str) -> dict[str, str]:
+def autosave_headers(browser: Browser, token: str) -> dict[str, str]:
     return {"Cookie": browser.cookie_header, "X-CSRFToken": token,
             "Content-Type": "application/json", "Accept": "application/json"}
 
@@ -416,7 +416,7 @@ def _paced(base_url: str, state: Sequence[tuple[Browser, str, int]], seconds: in
         pace = random.Random(number)
         connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
                                                 timeout=30)
-        headers = _autosave_headers(browser, token)
+        headers = autosave_headers(browser, token)
         try:
             while time.monotonic() + (pause := pace.uniform(*AUTOSAVE_PAUSE_S)) < deadline:
                 time.sleep(pause)
